@@ -1,0 +1,449 @@
+"""The one ingest pipeline behind every entry point.
+
+REST upload, ZIP upload, batches, STOW-RS, C-STORE and ``manage.py import_dicom`` all call
+:func:`instance_ingest` (or :func:`staged_ingest` when the bytes are already staged). The
+steps: stream to staging while hashing → parse the header without pixel data → validate →
+de-duplicate → write Patient/Study/Series/Instance in one transaction and put the file at
+``final/{sha256}/original.dcm``. On any failure nothing remains: no row, no staged file,
+no stored file.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import IO, Any
+
+import pydicom
+from django.db import IntegrityError, transaction
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from dicom.errors import (
+    DuplicateInstanceConflict,
+    InvalidDicomFile,
+    LightboxError,
+    MissingRequiredTag,
+    StudyOwnershipConflict,
+)
+from dicom.models import Instance, Patient, Series, Study
+from dicom.storage import StagedFile, blob_delete_tree, blob_put_staged, staging_write
+
+logger = logging.getLogger(__name__)
+
+UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+UNDEFINED_LENGTH = 0xFFFFFFFF
+ENCAPSULATED_PREFIX = "1.2.840.10008.1.2.4"
+RLE_LOSSLESS = "1.2.840.10008.1.2.5"
+DEFLATED = "1.2.840.10008.1.2.1.99"
+
+MSG_EMPTY = "The file is empty."
+MSG_NOT_DICOM = "The file is not DICOM: no DICM prefix and no readable dataset."
+MSG_UNREADABLE = "The DICOM dataset could not be read: {reason}."
+MSG_MISSING_UID = "Required attribute {keyword} is missing or empty."
+MSG_BAD_UID = "Attribute {keyword} is not a valid UID."
+MSG_TRUNCATED = "The DICOM dataset is truncated: element {tag} claims {length} bytes."
+MSG_PIXELS_SHORT = (
+    "The image declares {expected} bytes of pixel data but the file holds only {size} bytes."
+)
+MSG_DICOMDIR = "A DICOMDIR is a media index, not an instance; upload the files it lists."
+
+STATUS_STORED = "stored"
+STATUS_DUPLICATE = "duplicate"
+STATUS_OVERWRITTEN = "overwritten"
+
+
+@dataclass
+class IngestResult:
+    instance: Instance
+    status: str  # stored | duplicate | overwritten
+
+    @property
+    def created(self) -> bool:
+        return self.status != STATUS_DUPLICATE
+
+
+@dataclass
+class IngestOutcome:
+    """One file's outcome in a multi-file ingest: a result or an error."""
+
+    filename: str
+    result: IngestResult | None = None
+    error: LightboxError | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def instance_ingest(
+    *,
+    stream: IO[bytes],
+    owner: Any,
+    source: str,
+    filename: str = "",
+    overwrite: bool = False,
+    expected_study_uid: str | None = None,
+) -> IngestResult:
+    """Ingest one DICOM file read from ``stream``. Raises a :class:`LightboxError`."""
+    staged = staging_write(stream, filename=filename)
+    return staged_ingest(
+        staged=staged,
+        owner=owner,
+        source=source,
+        overwrite=overwrite,
+        expected_study_uid=expected_study_uid,
+    )
+
+
+def staged_ingest(
+    *,
+    staged: StagedFile,
+    owner: Any,
+    source: str,
+    overwrite: bool = False,
+    expected_study_uid: str | None = None,
+) -> IngestResult:
+    """Ingest a file already in staging; the staged file is always consumed."""
+    try:
+        ds = header_read(staged)
+        if expected_study_uid is not None and ds.StudyInstanceUID != expected_study_uid:
+            raise StudyOwnershipConflict(
+                "The instance belongs to another study than the one addressed.",
+                code="study_uid_mismatch",
+            )
+        return _ingest_parsed(
+            staged=staged, ds=ds, owner=owner, source=source, overwrite=overwrite
+        )
+    finally:
+        staged.discard()
+
+
+def header_read(staged: StagedFile) -> Dataset:
+    """Parse and validate the header of a staged file without reading pixel data."""
+    if staged.size == 0:
+        raise InvalidDicomFile(MSG_EMPTY)
+    with staged.path.open("rb") as fh:
+        preamble = fh.read(132)
+        has_magic = len(preamble) == 132 and preamble[128:132] == b"DICM"
+        fh.seek(0)
+        try:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=not has_magic)
+            _check_raw_lengths(ds, staged.size)
+            # Convert every element now, so that bad values fail here, not in a view.
+            header = ds.to_json_dict(
+                bulk_data_threshold=1024,
+                bulk_data_element_handler=_bulk_marker,
+                suppress_invalid_tags=True,
+            )
+        except LightboxError:
+            raise
+        except RecursionError:
+            raise InvalidDicomFile(MSG_UNREADABLE.format(reason="sequences nested too deep"))
+        except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError,
+                AttributeError, IndexError, OverflowError, UnicodeError, NotImplementedError) as exc:
+            raise InvalidDicomFile(MSG_UNREADABLE.format(reason=type(exc).__name__))
+    if not has_magic and not _looks_like_dicom(ds):
+        raise InvalidDicomFile(MSG_NOT_DICOM)
+    if str(getattr(ds.file_meta, "MediaStorageSOPClassUID", "")) == "1.2.840.10008.1.3.10":
+        raise InvalidDicomFile(MSG_DICOMDIR, code="dicomdir")
+    for keyword in REQUIRED_UIDS:
+        value = str(ds.get(keyword, "") or "").strip()
+        if not value:
+            raise MissingRequiredTag(MSG_MISSING_UID.format(keyword=keyword), tag=keyword)
+        if len(value) > 64 or not UID_RE.match(value):
+            raise MissingRequiredTag(MSG_BAD_UID.format(keyword=keyword), tag=keyword)
+    _check_pixel_size(ds, staged.size)
+    ds.lightbox_header = header  # type: ignore[attr-defined]
+    return ds
+
+
+def _bulk_marker(elem: Any) -> str:
+    return f"bulk/{elem.tag:08X}"
+
+
+def _looks_like_dicom(ds: Dataset) -> bool:
+    """A file without the DICM prefix is accepted only if it parsed into plausible
+    DICOM: at least a few elements, all in ascending tag order of known groups."""
+    tags = list(ds.keys())
+    return len(tags) >= 3 and any(t.group == 0x0008 for t in tags)
+
+
+def _check_raw_lengths(ds: Dataset, file_size: int) -> None:
+    """Reject elements whose declared length exceeds what the file holds."""
+    for elem in ds._dict.values():  # raw elements: not yet converted
+        length = getattr(elem, "length", 0) or 0
+        if length != UNDEFINED_LENGTH and length > file_size:
+            raise InvalidDicomFile(MSG_TRUNCATED.format(tag=str(elem.tag), length=length))
+        value = getattr(elem, "value", None)
+        if isinstance(value, bytes) and length != UNDEFINED_LENGTH and len(value) < length:
+            raise InvalidDicomFile(MSG_TRUNCATED.format(tag=str(elem.tag), length=length))
+
+
+def _check_pixel_size(ds: Dataset, file_size: int) -> None:
+    """Native pixel data can't be larger than the file: reject impossible image sizes."""
+    if "Rows" not in ds or "Columns" not in ds:
+        return
+    ts = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
+    if ts.startswith(ENCAPSULATED_PREFIX) or ts in (RLE_LOSSLESS, DEFLATED):
+        return
+    try:
+        frames = max(1, int(ds.get("NumberOfFrames", 1) or 1))
+    except (TypeError, ValueError):
+        frames = 1
+    bits = int(ds.get("BitsAllocated", 8) or 8)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    if str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422":
+        samples = 2  # two chroma samples shared by each pair of pixels
+    expected = int(ds.Rows) * int(ds.Columns) * frames * samples * bits // 8
+    if expected > file_size:
+        raise InvalidDicomFile(MSG_PIXELS_SHORT.format(expected=expected, size=file_size))
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def _ingest_parsed(
+    *, staged: StagedFile, ds: Dataset, owner: Any, source: str, overwrite: bool
+) -> IngestResult:
+    sop_uid = str(ds.SOPInstanceUID)
+    existing = Instance.objects.select_related("series__study").filter(
+        sop_instance_uid=sop_uid
+    ).first()
+    if existing is not None:
+        _check_study_access(existing.series.study, owner)
+        if existing.sha256 == staged.sha256:
+            return IngestResult(existing, STATUS_DUPLICATE)
+        if not overwrite:
+            raise DuplicateInstanceConflict(sop_instance_uid=sop_uid)
+    try:
+        return _write(staged=staged, ds=ds, owner=owner, source=source, replace=existing)
+    except IntegrityError:
+        # A concurrent upload stored this SOP Instance UID first: decide again.
+        existing = Instance.objects.filter(sop_instance_uid=sop_uid).first()
+        if existing is not None and existing.sha256 == staged.sha256:
+            return IngestResult(existing, STATUS_DUPLICATE)
+        raise DuplicateInstanceConflict(sop_instance_uid=sop_uid)
+
+
+def _write(
+    *, staged: StagedFile, ds: Dataset, owner: Any, source: str, replace: Instance | None
+) -> IngestResult:
+    old_sha = replace.sha256 if replace is not None else None
+    stored_name = None
+    try:
+        with transaction.atomic():
+            patient = _patient_get_or_create(ds)
+            study = _study_get_or_create(ds, patient=patient, owner=owner)
+            series = _series_get_or_create(ds, study=study)
+            if replace is not None:
+                Instance.objects.filter(pk=replace.pk).delete()
+            instance = Instance.objects.create(
+                series=series,
+                sha256=staged.sha256,
+                file_size=staged.size,
+                file_path="",
+                original_filename=staged.filename[:255],
+                source=source,
+                uploaded_by=owner if getattr(owner, "pk", None) else None,
+                header=ds.lightbox_header,  # type: ignore[attr-defined]
+                **instance_columns(ds),
+            )
+            _study_refresh_modalities(study)
+            stored_name = blob_put_staged(staged)
+            instance.file_path = stored_name
+            instance.save(update_fields=["file_path"])
+    except BaseException:
+        if stored_name is not None and not Instance.objects.filter(sha256=staged.sha256).exists():
+            blob_delete_tree(staged.sha256)
+        raise
+    if old_sha and old_sha != staged.sha256:
+        transaction.on_commit(lambda: _blob_release(old_sha))
+    logger.info(
+        "instance stored sop=%s series=%s study=%s source=%s bytes=%s",
+        instance.sop_instance_uid,
+        series.series_instance_uid,
+        study.study_instance_uid,
+        source,
+        staged.size,
+    )
+    return IngestResult(instance, STATUS_OVERWRITTEN if replace else STATUS_STORED)
+
+
+def _blob_release(sha256: str) -> None:
+    if not Instance.objects.filter(sha256=sha256).exists():
+        blob_delete_tree(sha256)
+
+
+def _check_study_access(study: Study, owner: Any) -> None:
+    if owner is None or getattr(owner, "is_staff", False):
+        return
+    if not Study.objects.visible_to(owner).filter(pk=study.pk).exists():
+        raise StudyOwnershipConflict()
+
+
+def _patient_get_or_create(ds: Dataset) -> Patient:
+    patient, _ = Patient.objects.get_or_create(
+        patient_id=_text(ds, "PatientID", 64),
+        issuer_of_patient_id=_text(ds, "IssuerOfPatientID", 64),
+        defaults={
+            "patient_name": _text(ds, "PatientName", 324),
+            "birth_date": _date(ds, "PatientBirthDate"),
+            "sex": _text(ds, "PatientSex", 16),
+        },
+    )
+    return patient
+
+
+def _study_get_or_create(ds: Dataset, *, patient: Patient, owner: Any) -> Study:
+    study, created = Study.objects.get_or_create(
+        study_instance_uid=str(ds.StudyInstanceUID),
+        defaults={
+            "patient_record": patient,
+            "owner": owner if getattr(owner, "pk", None) else None,
+            "patient_name": _text(ds, "PatientName", 324),
+            "patient_id": _text(ds, "PatientID", 64),
+            "patient_birth_date": _date(ds, "PatientBirthDate"),
+            "patient_sex": _text(ds, "PatientSex", 16),
+            "study_date": _date(ds, "StudyDate"),
+            "study_time": _text(ds, "StudyTime", 32),
+            "accession_number": _text(ds, "AccessionNumber", 64),
+            "study_id": _text(ds, "StudyID", 16),
+            "study_description": _text(ds, "StudyDescription", 256),
+            "referring_physician_name": _text(ds, "ReferringPhysicianName", 324),
+        },
+    )
+    if not created:
+        _check_study_access(study, owner)
+    # Serialise writers of one study so modalities_in_study stays exact.
+    return Study.objects.select_for_update().get(pk=study.pk)
+
+
+def _series_get_or_create(ds: Dataset, *, study: Study) -> Series:
+    series, created = Series.objects.get_or_create(
+        series_instance_uid=str(ds.SeriesInstanceUID),
+        defaults={
+            "study": study,
+            "modality": _text(ds, "Modality", 16),
+            "series_number": _int(ds, "SeriesNumber"),
+            "series_description": _text(ds, "SeriesDescription", 256),
+            "series_date": _date(ds, "SeriesDate"),
+            "series_time": _text(ds, "SeriesTime", 32),
+            "body_part_examined": _text(ds, "BodyPartExamined", 64),
+            "frame_of_reference_uid": _text(ds, "FrameOfReferenceUID", 64),
+        },
+    )
+    if not created and series.study_id != study.pk:
+        raise InvalidDicomFile(
+            "SeriesInstanceUID already belongs to another study.", code="series_study_mismatch"
+        )
+    return series
+
+
+def _study_refresh_modalities(study: Study) -> None:
+    modalities = sorted(
+        {m for m in Series.objects.filter(study=study).values_list("modality", flat=True) if m}
+    )
+    value = "\\".join(modalities)[:128]
+    if value != study.modalities_in_study:
+        Study.objects.filter(pk=study.pk).update(modalities_in_study=value)
+        study.modalities_in_study = value
+
+
+def instance_columns(ds: Dataset) -> dict[str, Any]:
+    """The indexed Instance columns read from a header (pixel data never touched)."""
+    spacing = _floats(ds, "PixelSpacing") or _floats(ds, "ImagerPixelSpacing")
+    ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    return {
+        "sop_instance_uid": str(ds.SOPInstanceUID),
+        "sop_class_uid": _text(ds, "SOPClassUID", 64)
+        or str(getattr(ds.file_meta, "MediaStorageSOPClassUID", "") or ""),
+        "instance_number": _int(ds, "InstanceNumber"),
+        "transfer_syntax_uid": ts[:64],
+        "rows": _int(ds, "Rows"),
+        "columns": _int(ds, "Columns"),
+        "number_of_frames": max(1, _int(ds, "NumberOfFrames") or 1),
+        "samples_per_pixel": _int(ds, "SamplesPerPixel"),
+        "bits_allocated": _int(ds, "BitsAllocated"),
+        "bits_stored": _int(ds, "BitsStored"),
+        "pixel_representation": _int(ds, "PixelRepresentation"),
+        "photometric_interpretation": _text(ds, "PhotometricInterpretation", 32),
+        "has_pixel_data": _has_pixels(ds),
+        "pixel_spacing_row": spacing[0] if len(spacing) >= 2 else None,
+        "pixel_spacing_column": spacing[1] if len(spacing) >= 2 else None,
+        "window_center": (_floats(ds, "WindowCenter") or [None])[0],
+        "window_width": (_floats(ds, "WindowWidth") or [None])[0],
+        "rescale_slope": (_floats(ds, "RescaleSlope") or [None])[0],
+        "rescale_intercept": (_floats(ds, "RescaleIntercept") or [None])[0],
+        "acquisition_date": _date(ds, "AcquisitionDate"),
+        "content_date": _date(ds, "ContentDate"),
+        "image_comments": _text(ds, "ImageComments", 1024),
+    }
+
+
+def _has_pixels(ds: Dataset) -> bool:
+    # stop_before_pixels drops the element itself; an image has Rows/Columns.
+    return "Rows" in ds and "Columns" in ds
+
+
+def _text(ds: Dataset, keyword: str, max_length: int) -> str:
+    try:
+        value = ds.get(keyword)
+    except Exception:  # noqa: BLE001 - a malformed value is treated as absent
+        return ""
+    if value is None:
+        return ""
+    if isinstance(value, pydicom.multival.MultiValue):
+        value = "\\".join(str(v) for v in value)
+    return str(value).strip().replace("\x00", "")[:max_length]
+
+
+def _int(ds: Dataset, keyword: str) -> int | None:
+    try:
+        value = ds.get(keyword)
+        if isinstance(value, pydicom.multival.MultiValue):
+            value = value[0]
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _floats(ds: Dataset, keyword: str) -> list[float]:
+    try:
+        value = ds.get(keyword)
+        if value in (None, ""):
+            return []
+        values = value if isinstance(value, pydicom.multival.MultiValue | list) else [value]
+        return [float(v) for v in values]
+    except (TypeError, ValueError, OverflowError):
+        return []
+
+
+def _date(ds: Dataset, keyword: str) -> date | None:
+    raw = _text(ds, keyword, 32).replace(".", "").replace("-", "")
+    if len(raw) < 8 or not raw[:8].isdigit():
+        return None
+    try:
+        return date(int(raw[:4]), int(raw[4:6]), int(raw[6:8]))
+    except ValueError:
+        return None
+
+
+# --- many files: uploads and ZIP archives -----------------------------------------------
+
+
+def outcomes_ingest(
+    *, staged_files: Iterator[StagedFile] | list[StagedFile], owner: Any, source: str,
+    overwrite: bool = False,
+) -> list[IngestOutcome]:
+    """Ingest several staged files; one file's failure never stops the others."""
+    outcomes = []
+    for staged in staged_files:
+        try:
+            result = staged_ingest(staged=staged, owner=owner, source=source, overwrite=overwrite)
+            outcomes.append(IngestOutcome(filename=staged.filename, result=result))
+        except LightboxError as exc:
+            logger.info("upload rejected code=%s source=%s", exc.code, source)
+            outcomes.append(IngestOutcome(filename=staged.filename, error=exc))
+    return outcomes

@@ -1,0 +1,178 @@
+"""Where DICOM files live.
+
+Uploads are streamed to a local *staging* folder while hashed; accepted files then go to
+the default storage (file system or S3, chosen by settings) under the content address
+``final/{sha256}/original.dcm``, with derived files (previews, thumbnails) beside it.
+Readers open stored files through :func:`blob_open` only, so that storage backends (and
+encryption at rest, later) stay transparent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, BinaryIO
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+
+from dicom.errors import FileTooLarge
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
+ORIGINAL_NAME = "original.dcm"
+
+
+@dataclass
+class StagedFile:
+    """A file in staging: its local path, SHA-256 and size. Delete it with :meth:`discard`."""
+
+    path: Path
+    sha256: str
+    size: int
+    filename: str = ""
+
+    def discard(self) -> None:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def staging_dir() -> Path:
+    path = Path(settings.LIGHTBOX_STAGING_DIR)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def staging_write(
+    stream: IO[bytes], *, filename: str = "", max_bytes: int | None = None
+) -> StagedFile:
+    """Copy ``stream`` to a new staging file chunk by chunk, hashing as it goes.
+
+    Never holds more than one chunk in memory. Raises :class:`FileTooLarge` (and leaves
+    nothing behind) once more than ``max_bytes`` have been read.
+    """
+    limit = settings.LIGHTBOX_MAX_FILE_BYTES if max_bytes is None else max_bytes
+    digest = hashlib.sha256()
+    size = 0
+    fd, name = tempfile.mkstemp(prefix="up-", suffix=".part", dir=staging_dir())
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := stream.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise FileTooLarge(
+                        f"The file is larger than the limit of {limit} bytes.", limit=limit
+                    )
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return StagedFile(path=Path(name), sha256=digest.hexdigest(), size=size, filename=filename)
+
+
+def staging_cleanup(*, older_than_seconds: int = 3600) -> int:
+    """Remove staging leftovers of crashed processes. Returns how many were removed."""
+    removed = 0
+    cutoff = time.time() - older_than_seconds
+    for path in staging_dir().glob("*"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def original_name(sha256: str) -> str:
+    return f"final/{sha256}/{ORIGINAL_NAME}"
+
+
+def derived_name(sha256: str, filename: str) -> str:
+    return f"final/{sha256}/{filename}"
+
+
+def blob_put_staged(staged: StagedFile) -> str:
+    """Store a staged file at its content address and return the storage name.
+
+    Identical content has an identical name, so writing it twice is harmless.
+    """
+    name = original_name(staged.sha256)
+    if _is_local_storage():
+        target = Path(default_storage.path(name))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{ORIGINAL_NAME}.{os.getpid()}.{time.monotonic_ns()}")
+        shutil.copyfile(staged.path, tmp)
+        os.replace(tmp, target)
+        return name
+    with staged.path.open("rb") as fh:
+        return default_storage.save(name, File(fh, name=ORIGINAL_NAME))
+
+
+def blob_put_bytes(name: str, data: bytes) -> None:
+    from django.core.files.base import ContentFile
+
+    default_storage.save(name, ContentFile(data))
+
+
+def blob_delete_tree(sha256: str) -> None:
+    """Delete the original and every derived file of one content address."""
+    prefix = f"final/{sha256}"
+    try:
+        _dirs, files = default_storage.listdir(prefix)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for filename in files:
+        default_storage.delete(f"{prefix}/{filename}")
+    if _is_local_storage():
+        try:
+            os.rmdir(default_storage.path(prefix))
+        except OSError:
+            pass
+
+
+def blob_exists(name: str) -> bool:
+    return default_storage.exists(name)
+
+
+@contextmanager
+def blob_open(name: str) -> Iterator[BinaryIO]:
+    """Open a stored file for reading (seekable), whatever the storage backend."""
+    fh = default_storage.open(name, "rb")
+    try:
+        yield fh  # type: ignore[misc]
+    finally:
+        fh.close()
+
+
+def blob_reader(name: str) -> BinaryIO:
+    """An open stored file; the caller (often a streaming response) closes it."""
+    return default_storage.open(name, "rb")  # type: ignore[return-value]
+
+
+def blob_local_path(name: str) -> str | None:
+    """The file-system path of a stored file, when the storage is local."""
+    if _is_local_storage():
+        return default_storage.path(name)
+    return None
+
+
+def _is_local_storage() -> bool:
+    try:
+        default_storage.path("x")
+    except NotImplementedError:
+        return False
+    return True
