@@ -51,8 +51,9 @@ def archive_extract(source: Path | IO[bytes]) -> list[StagedFile]:
                         item = staging_write(stream, filename=info.filename, max_bytes=limit)
                     except FileTooLarge:
                         if limit == budget:
-                            raise UnsafeArchive(MSG_TOO_BIG.format(
-                                limit=settings.LIGHTBOX_MAX_ZIP_TOTAL_BYTES)) from None
+                            raise UnsafeArchive(
+                                MSG_TOO_BIG.format(limit=settings.LIGHTBOX_MAX_ZIP_TOTAL_BYTES)
+                            ) from None
                         raise
                 budget -= item.size
                 staged.append(item)

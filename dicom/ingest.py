@@ -113,9 +113,7 @@ def staged_ingest(
                 "The instance belongs to another study than the one addressed.",
                 code="study_uid_mismatch",
             )
-        return _ingest_parsed(
-            staged=staged, ds=ds, owner=owner, source=source, overwrite=overwrite
-        )
+        return _ingest_parsed(staged=staged, ds=ds, owner=owner, source=source, overwrite=overwrite)
     finally:
         staged.discard()
 
@@ -141,8 +139,19 @@ def header_read(staged: StagedFile) -> Dataset:
             raise
         except RecursionError:
             raise InvalidDicomFile(MSG_UNREADABLE.format(reason="sequences nested too deep"))
-        except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError,
-                AttributeError, IndexError, OverflowError, UnicodeError, NotImplementedError) as exc:
+        except (
+            InvalidDicomError,
+            EOFError,
+            OSError,
+            ValueError,
+            TypeError,
+            KeyError,
+            AttributeError,
+            IndexError,
+            OverflowError,
+            UnicodeError,
+            NotImplementedError,
+        ) as exc:
             raise InvalidDicomFile(MSG_UNREADABLE.format(reason=type(exc).__name__))
     if not has_magic and not _looks_like_dicom(ds):
         raise InvalidDicomFile(MSG_NOT_DICOM)
@@ -208,9 +217,9 @@ def _ingest_parsed(
     *, staged: StagedFile, ds: Dataset, owner: Any, source: str, overwrite: bool
 ) -> IngestResult:
     sop_uid = str(ds.SOPInstanceUID)
-    existing = Instance.objects.select_related("series__study").filter(
-        sop_instance_uid=sop_uid
-    ).first()
+    existing = (
+        Instance.objects.select_related("series__study").filter(sop_instance_uid=sop_uid).first()
+    )
     if existing is not None:
         _check_study_access(existing.series.study, owner)
         if existing.sha256 == staged.sha256:
@@ -434,7 +443,10 @@ def _date(ds: Dataset, keyword: str) -> date | None:
 
 
 def outcomes_ingest(
-    *, staged_files: Iterator[StagedFile] | list[StagedFile], owner: Any, source: str,
+    *,
+    staged_files: Iterator[StagedFile] | list[StagedFile],
+    owner: Any,
+    source: str,
     overwrite: bool = False,
 ) -> list[IngestOutcome]:
     """Ingest several staged files; one file's failure never stops the others."""

@@ -52,9 +52,7 @@ class StudyQuerySet(models.QuerySet["Study"]):
 class Study(models.Model):
     study_instance_uid = models.CharField(max_length=UID_LENGTH, unique=True)
     # The shared Patient record; the columns below are what this study's files say.
-    patient_record = models.ForeignKey(
-        Patient, on_delete=models.PROTECT, related_name="studies"
-    )
+    patient_record = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="studies")
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

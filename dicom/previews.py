@@ -9,8 +9,8 @@ comes from :func:`instance_render`, which calls the one renderer in
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.files.storage import default_storage

@@ -43,10 +43,7 @@ def series_get(*, user: Any, pk: int | str) -> Series:
 
 def instance_get(*, user: Any, pk: int | str) -> Instance:
     instance = (
-        instances_visible(user=user)
-        .select_related("series__study")
-        .filter(pk=_as_int(pk))
-        .first()
+        instances_visible(user=user).select_related("series__study").filter(pk=_as_int(pk)).first()
     )
     if instance is None:
         raise NotFound("Image not found.")
@@ -192,10 +189,7 @@ def json_value_display(element: dict[str, Any]) -> Any:
             values.append(value.get("Alphabetic", ""))
         elif element.get("vr") == "SQ" and isinstance(value, dict):
             values.append(
-                {
-                    keyword_for_tag(int(t, 16)) or t: json_value_display(v)
-                    for t, v in value.items()
-                }
+                {keyword_for_tag(int(t, 16)) or t: json_value_display(v) for t, v in value.items()}
             )
         else:
             values.append(value)

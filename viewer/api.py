@@ -170,8 +170,9 @@ def upload_ingest(*, uploads: list[Any], owner: Any, overwrite: bool) -> list[In
     for upload in uploads:
         name = getattr(upload, "name", "") or "upload"
         try:
-            item = staging_write(upload, filename=name,
-                                 max_bytes=settings.LIGHTBOX_MAX_UPLOAD_BYTES)
+            item = staging_write(
+                upload, filename=name, max_bytes=settings.LIGHTBOX_MAX_UPLOAD_BYTES
+            )
             if is_zip(item.path):
                 try:
                     members = archive_extract(item.path)
@@ -186,7 +187,8 @@ def upload_ingest(*, uploads: list[Any], owner: Any, overwrite: bool) -> list[In
 
                 raise FileTooLarge(
                     f"The file is larger than the limit of {settings.LIGHTBOX_MAX_FILE_BYTES} "
-                    "bytes.", limit=settings.LIGHTBOX_MAX_FILE_BYTES
+                    "bytes.",
+                    limit=settings.LIGHTBOX_MAX_FILE_BYTES,
                 )
             else:
                 staged.append(item)
@@ -238,8 +240,12 @@ class StudyListView(APIView):
             OpenApiParameter("modality", str),
             OpenApiParameter("accession_number", str),
             OpenApiParameter("description", str, description="Substring of the description"),
-            OpenApiParameter("ordering", str, description="study_date, -study_date, "
-                             "patient_name, -patient_name, created_at, -created_at"),
+            OpenApiParameter(
+                "ordering",
+                str,
+                description="study_date, -study_date, "
+                "patient_name, -patient_name, created_at, -created_at",
+            ),
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int, description=f"At most {PAGE_SIZE_MAX}"),
         ],
@@ -261,8 +267,9 @@ class StudyListView(APIView):
             description=params.get("description", "").strip(),
             ordering=params.get("ordering", "-study_date"),
         )
-        page, size = _int_param(params, "page", 1, 1), _int_param(
-            params, "page_size", PAGE_SIZE_DEFAULT, 1, PAGE_SIZE_MAX
+        page, size = (
+            _int_param(params, "page", 1, 1),
+            _int_param(params, "page_size", PAGE_SIZE_DEFAULT, 1, PAGE_SIZE_MAX),
         )
         qs = selectors.study_list(user=request.user, filters=filters)
         total = qs.count()
@@ -302,28 +309,38 @@ class StudyDetailView(APIView):
     def get(self, request: Request, study_id: int) -> Response:
         study = selectors.study_get(user=request.user, pk=study_id)
         series = [series_json(s) for s in selectors.study_series(study=study)]
-        return Response({**study_json(study), "series": series,
-                         "series_count": len(series),
-                         "total_images": sum(s["image_count"] or 0 for s in series)})
+        return Response(
+            {
+                **study_json(study),
+                "series": series,
+                "series_count": len(series),
+                "total_images": sum(s["image_count"] or 0 for s in series),
+            }
+        )
 
 
 class StudyImagesView(APIView):
-    @extend_schema(operation_id="viewer_study_images", responses={200: OpenApiTypes.OBJECT},
-                   description="Every image of a study, ordered by series then instance number.")
+    @extend_schema(
+        operation_id="viewer_study_images",
+        responses={200: OpenApiTypes.OBJECT},
+        description="Every image of a study, ordered by series then instance number.",
+    )
     def get(self, request: Request, study_id: int) -> Response:
         study = selectors.study_get(user=request.user, pk=study_id)
         images = [image_json(i) for i in selectors.study_images(study=study)]
-        return Response({
-            "study": {
-                "id": study.pk,
-                "study_instance_uid": study.study_instance_uid,
-                "patient_name": study.patient_name,
-                "patient_id": study.patient_id,
-                "study_date": _iso(study.study_date),
-                "study_description": study.study_description,
-            },
-            "images": images,
-        })
+        return Response(
+            {
+                "study": {
+                    "id": study.pk,
+                    "study_instance_uid": study.study_instance_uid,
+                    "patient_name": study.patient_name,
+                    "patient_id": study.patient_id,
+                    "study_date": _iso(study.study_date),
+                    "study_description": study.study_description,
+                },
+                "images": images,
+            }
+        )
 
 
 class StudySeriesView(APIView):
@@ -342,8 +359,11 @@ class SeriesImagesView(APIView):
 
 
 class ImageDetailView(APIView):
-    @extend_schema(operation_id="viewer_image_detail", responses={200: OpenApiTypes.OBJECT},
-                   description="Image columns plus the whole header as DICOM JSON.")
+    @extend_schema(
+        operation_id="viewer_image_detail",
+        responses={200: OpenApiTypes.OBJECT},
+        description="Image columns plus the whole header as DICOM JSON.",
+    )
     def get(self, request: Request, image_id: int) -> Response:
         instance = selectors.instance_get(user=request.user, pk=image_id)
         return Response({**image_json(instance), "header": instance.header})
@@ -369,37 +389,44 @@ def _render_args(request: Request, instance: Instance, default_format: str) -> d
 
 
 class ImageDataView(APIView):
-    @extend_schema(operation_id="viewer_image_data", parameters=RENDER_PARAMS,
-                   responses={200: OpenApiTypes.OBJECT},
-                   description="The windowed image as a PNG data URL plus display metadata.")
+    @extend_schema(
+        operation_id="viewer_image_data",
+        parameters=RENDER_PARAMS,
+        responses={200: OpenApiTypes.OBJECT},
+        description="The windowed image as a PNG data URL plus display metadata.",
+    )
     def get(self, request: Request, image_id: int) -> Response:
         instance = selectors.instance_get(user=request.user, pk=image_id)
         args = _render_args(request, instance, "png")
         data = instance_render(**args)
         encoded = base64.b64encode(data).decode("ascii")
         window = args["window"]
-        return Response({
-            "image_data": f"data:image/{args['fmt']};base64,{encoded}",
-            "metadata": {
-                "window_center": window[0] if window else instance.window_center,
-                "window_width": window[1] if window else instance.window_width,
-                "pixel_spacing": _spacing(instance),
-                "rows": instance.rows,
-                "columns": instance.columns,
-                "frame": args["frame"],
-                "number_of_frames": instance.number_of_frames,
-                "photometric_interpretation": instance.photometric_interpretation,
-                "rescale_slope": instance.rescale_slope,
-                "rescale_intercept": instance.rescale_intercept,
-            },
-        })
+        return Response(
+            {
+                "image_data": f"data:image/{args['fmt']};base64,{encoded}",
+                "metadata": {
+                    "window_center": window[0] if window else instance.window_center,
+                    "window_width": window[1] if window else instance.window_width,
+                    "pixel_spacing": _spacing(instance),
+                    "rows": instance.rows,
+                    "columns": instance.columns,
+                    "frame": args["frame"],
+                    "number_of_frames": instance.number_of_frames,
+                    "photometric_interpretation": instance.photometric_interpretation,
+                    "rescale_slope": instance.rescale_slope,
+                    "rescale_intercept": instance.rescale_intercept,
+                },
+            }
+        )
 
 
 class ImagePreviewView(APIView):
-    @extend_schema(operation_id="viewer_image_preview",
-                   parameters=[*RENDER_PARAMS, OpenApiParameter("format", str)],
-                   responses={(200, "image/png"): OpenApiTypes.BINARY},
-                   description="The rendered frame as an image (PNG by default).")
+    @extend_schema(
+        operation_id="viewer_image_preview",
+        parameters=[*RENDER_PARAMS, OpenApiParameter("format", str)],
+        responses={(200, "image/png"): OpenApiTypes.BINARY},
+        description="The rendered frame as an image (PNG by default).",
+    )
     def get(self, request: Request, image_id: int) -> HttpResponse:
         instance = selectors.instance_get(user=request.user, pk=image_id)
         args = _render_args(request, instance, "png")
@@ -412,10 +439,16 @@ class ImagePreviewView(APIView):
 class ImageHeaderView(APIView):
     @extend_schema(
         operation_id="viewer_image_header",
-        parameters=[OpenApiParameter("tag", str, required=True,
-                                     description="Keyword (PatientName) or tag (0010,0010)")],
-        responses={200: inline_serializer("HeaderTag", {"tag": serializers.CharField(),
-                                                         "value": serializers.JSONField()})},
+        parameters=[
+            OpenApiParameter(
+                "tag", str, required=True, description="Keyword (PatientName) or tag (0010,0010)"
+            )
+        ],
+        responses={
+            200: inline_serializer(
+                "HeaderTag", {"tag": serializers.CharField(), "value": serializers.JSONField()}
+            )
+        },
         description="One header attribute (seed 000). 404 when the file lacks it.",
     )
     def get(self, request: Request, image_id: int) -> Response:
@@ -428,9 +461,11 @@ class ImageHeaderView(APIView):
 
 
 class ImageFileView(APIView):
-    @extend_schema(operation_id="viewer_image_file",
-                   responses={(200, "application/dicom"): OpenApiTypes.BINARY},
-                   description="The original DICOM file, streamed.")
+    @extend_schema(
+        operation_id="viewer_image_file",
+        responses={(200, "application/dicom"): OpenApiTypes.BINARY},
+        description="The original DICOM file, streamed.",
+    )
     def get(self, request: Request, image_id: int) -> FileResponse:
         instance = selectors.instance_get(user=request.user, pk=image_id)
         return original_response(instance)
@@ -439,7 +474,8 @@ class ImageFileView(APIView):
 def original_response(instance: Instance) -> FileResponse:
     fh = blob_reader(instance.file_path)
     filename = f"{instance.sop_instance_uid}.dcm"
-    response = FileResponse(fh, content_type="application/dicom", as_attachment=True,
-                            filename=filename)
+    response = FileResponse(
+        fh, content_type="application/dicom", as_attachment=True, filename=filename
+    )
     response["Content-Length"] = str(instance.file_size)
     return response

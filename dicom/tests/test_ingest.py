@@ -1,0 +1,241 @@
+from __future__ import annotations
+
+import io
+import threading
+from pathlib import Path
+
+import pydicom
+import pytest
+from django.core.files.storage import default_storage
+from django.db import connection
+
+from conftest import corpus_rows
+from dicom.errors import DuplicateInstanceConflict, MissingRequiredTag, StudyOwnershipConflict
+from dicom.ingest import instance_ingest
+from dicom.models import Instance, Patient, Series, Study
+from dicom.storage import original_name
+from dicom.tests.factories import ct_small_path, ct_variant
+
+pytestmark = pytest.mark.django_db
+
+
+def stored_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def ingest_bytes(data: bytes, owner, **kwargs):
+    return instance_ingest(stream=io.BytesIO(data), owner=owner, source="test", **kwargs)
+
+
+def test_a_ct_is_stored_with_its_attributes_and_content_address(owner, isolated_storage):
+    data = ct_small_path().read_bytes()
+    result = ingest_bytes(data, owner, filename="CT_small.dcm")
+    ds = pydicom.dcmread(ct_small_path(), stop_before_pixels=True)
+    instance = result.instance
+    assert result.status == "stored"
+    assert instance.sop_instance_uid == ds.SOPInstanceUID
+    assert instance.series.series_instance_uid == ds.SeriesInstanceUID
+    assert instance.series.study.study_instance_uid == ds.StudyInstanceUID
+    assert (instance.rows, instance.columns) == (ds.Rows, ds.Columns)
+    assert instance.series.modality == "CT"
+    assert instance.series.study.patient_name == str(ds.PatientName)
+    assert instance.pixel_spacing_row == float(ds.PixelSpacing[0])
+    assert instance.rescale_intercept == float(ds.RescaleIntercept)
+    assert instance.file_path == original_name(instance.sha256)
+    assert default_storage.open(instance.file_path).read() == data
+    assert instance.header["00100010"]["vr"] == "PN"
+    assert "7FE00010" not in instance.header
+    assert instance.series.study.owner == owner
+    assert stored_files(isolated_storage / "staging") == []
+
+
+def test_identical_resend_stores_nothing_new(owner, isolated_storage):
+    data = ct_variant()
+    first = ingest_bytes(data, owner)
+    files_before = stored_files(isolated_storage / "media")
+    second = ingest_bytes(data, owner)
+    assert second.status == "duplicate"
+    assert second.instance.pk == first.instance.pk
+    assert Instance.objects.count() == 1
+    assert stored_files(isolated_storage / "media") == files_before
+
+
+def test_same_sop_uid_with_other_bytes_is_a_conflict(owner, isolated_storage):
+    sop = pydicom.uid.generate_uid()
+    ingest_bytes(ct_variant(sop_uid=sop, StudyDescription="first"), owner)
+    files_before = stored_files(isolated_storage / "media")
+    with pytest.raises(DuplicateInstanceConflict):
+        ingest_bytes(ct_variant(sop_uid=sop, StudyDescription="second"), owner)
+    assert Instance.objects.count() == 1
+    assert stored_files(isolated_storage / "media") == files_before
+    assert stored_files(isolated_storage / "staging") == []
+
+
+def test_overwrite_replaces_the_instance_and_releases_the_old_file(
+    owner, isolated_storage, django_capture_on_commit_callbacks
+):
+    sop, study, series = (pydicom.uid.generate_uid() for _ in range(3))
+    old = ingest_bytes(ct_variant(sop_uid=sop, study_uid=study, series_uid=series), owner)
+    new_bytes = ct_variant(sop_uid=sop, study_uid=study, series_uid=series, InstanceNumber=7)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = ingest_bytes(new_bytes, owner, overwrite=True)
+    assert result.status == "overwritten"
+    assert Instance.objects.get().instance_number == 7
+    assert not default_storage.exists(old.instance.file_path)
+    assert default_storage.open(result.instance.file_path).read() == new_bytes
+
+
+def test_missing_uids_are_rejected_and_nothing_remains(owner, isolated_storage):
+    ds = pydicom.dcmread(ct_small_path())
+    del ds.StudyInstanceUID
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    with pytest.raises(MissingRequiredTag, match="StudyInstanceUID"):
+        ingest_bytes(buffer.getvalue(), owner)
+    assert (Patient.objects.count(), Study.objects.count(), Instance.objects.count()) == (0, 0, 0)
+    assert stored_files(isolated_storage) == []
+
+
+def test_instances_of_one_study_share_study_and_series_rows(owner):
+    study, series = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    for number in range(1, 4):
+        ingest_bytes(ct_variant(study_uid=study, series_uid=series, instance_number=number), owner)
+    assert Study.objects.count() == 1
+    assert Series.objects.count() == 1
+    assert Study.objects.get().modalities_in_study == "CT"
+    assert list(Instance.objects.values_list("instance_number", flat=True)) == [1, 2, 3]
+
+
+def test_another_owner_cannot_add_to_or_probe_a_study(owner, outsider):
+    study = pydicom.uid.generate_uid()
+    data = ct_variant(study_uid=study)
+    ingest_bytes(data, owner)
+    with pytest.raises(StudyOwnershipConflict):
+        ingest_bytes(ct_variant(study_uid=study), outsider)
+    with pytest.raises(StudyOwnershipConflict):
+        ingest_bytes(data, outsider)
+    assert Instance.objects.count() == 1
+
+
+def test_a_group_member_may_add_to_a_shared_study(owner, colleague):
+    study = pydicom.uid.generate_uid()
+    ingest_bytes(ct_variant(study_uid=study), owner)
+    Study.objects.get().shared_with.add(colleague.groups.get())
+    ingest_bytes(ct_variant(study_uid=study), colleague)
+    assert Instance.objects.count() == 2
+
+
+# --- the real corpus ----------------------------------------------------------------------
+
+
+def _expected_to_ingest(path: Path) -> bool:
+    """Independent expectation: a readable dataset with the three UIDs, not a DICOMDIR."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    except Exception:
+        return False
+    if str(ds.file_meta.get("MediaStorageSOPClassUID", "")) == "1.2.840.10008.1.3.10":
+        return False
+    return all(
+        str(ds.get(k, "") or "").strip()
+        for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+    )
+
+
+CORPUS = [row["file"] for row in corpus_rows()] or ["<corpus absent>"]
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("filename", CORPUS)
+def test_every_corpus_file_ingests_or_is_rejected_as_expected(
+    filename, corpus, owner, isolated_storage
+):
+    path = corpus / filename
+    expected = _expected_to_ingest(path)
+    from dicom.errors import LightboxError
+
+    try:
+        result = ingest_bytes(path.read_bytes(), owner, filename=filename)
+    except LightboxError as exc:
+        assert not expected, f"{filename} was rejected: {exc.message}"
+        assert 400 <= exc.status < 500
+        assert Instance.objects.count() == 0
+        assert stored_files(isolated_storage) == []
+        return
+    assert expected, f"{filename} should have been rejected"
+    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    instance = result.instance
+    assert instance.sop_instance_uid == ds.SOPInstanceUID
+    assert instance.rows == ds.get("Rows")
+    assert instance.columns == ds.get("Columns")
+    assert instance.photometric_interpretation == str(ds.get("PhotometricInterpretation", ""))
+    assert instance.series.modality == str(ds.get("Modality", ""))
+    assert instance.transfer_syntax_uid == str(ds.file_meta.get("TransferSyntaxUID", ""))
+    try:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except ValueError:
+        frames = 1
+    assert instance.number_of_frames == frames
+    assert default_storage.open(instance.file_path).read() == path.read_bytes()
+
+
+# --- concurrency (PostgreSQL) --------------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_uploads_of_one_new_study_create_one_study_and_series(owner):
+    if connection.vendor != "postgresql":
+        pytest.skip("row-level locking and concurrent writers need PostgreSQL")
+    study, series = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    payloads = [
+        ct_variant(study_uid=study, series_uid=series, instance_number=n) for n in range(12)
+    ]
+    barrier = threading.Barrier(len(payloads))
+    errors: list[BaseException] = []
+
+    def upload(data: bytes) -> None:
+        try:
+            barrier.wait()
+            ingest_bytes(data, owner)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=upload, args=(p,)) for p in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert Study.objects.count() == 1
+    assert Series.objects.count() == 1
+    assert Patient.objects.count() == 1
+    assert Instance.objects.count() == len(payloads)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_identical_uploads_store_one_instance(owner, isolated_storage):
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL")
+    data = ct_variant()
+    barrier = threading.Barrier(6)
+    statuses: list[str] = []
+
+    def upload() -> None:
+        try:
+            barrier.wait()
+            statuses.append(ingest_bytes(data, owner).status)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=upload) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == ["duplicate"] * 5 + ["stored"]
+    assert Instance.objects.count() == 1
+    assert len(stored_files(isolated_storage / "media")) == 1
