@@ -106,3 +106,15 @@ def outsider_client(outsider):
     client = APIClient()
     client.force_authenticate(outsider)
     return client
+
+
+@pytest.fixture(autouse=True)
+def isolated_throttles(monkeypatch):
+    """DRF throttles count in a fresh in-memory cache per test, so request counts never
+    leak between tests (a shared cache would make the suite flaky with 429s)."""
+    import uuid
+
+    from django.core.cache.backends.locmem import LocMemCache
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setattr(SimpleRateThrottle, "cache", LocMemCache(f"throttle-{uuid.uuid4()}", {}))

@@ -191,6 +191,10 @@ LIGHTBOX_MAX_RENDER_PIXELS = envint("LIGHTBOX_MAX_RENDER_PIXELS", 64 * 1024 * 10
 LIGHTBOX_SAMPLES_DIR = Path(
     envstr("LIGHTBOX_SAMPLES_DIR", str(BASE_DIR.parent / "shared" / "dicom-samples"))
 )
+# Monthly quotas of metered endpoints per developer profile (overrides in the admin).
+LIGHTBOX_QUOTAS = {
+    "/api/dicom/read/file/": envint("QUOTA_READ_FILE", 1000),
+}
 # Uploaded files larger than this are spooled to disk by Django, never held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -209,9 +213,16 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 REST_FRAMEWORK = {
+    # JWT first: its WWW-Authenticate header makes unauthenticated requests 401, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "developers.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.ScopedRateThrottle",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

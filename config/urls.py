@@ -17,5 +17,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("viewer/", include("viewer.urls")),
+    path("", include("developers.urls")),
     path("", RedirectView.as_view(url="/viewer/", permanent=False)),
 ]

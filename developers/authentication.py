@@ -1,0 +1,78 @@
+"""``Authorization: ApiKey <prefix>.<secret>``: a developer's key acts as their user.
+
+Keys are stored hashed by djangorestframework-api-key (SHA-512 of a high-entropy secret);
+the lookup is one indexed query on the prefix plus a constant-time comparison. A revoked,
+expired or deleted key stops working on the next request: nothing is cached.
+
+``Bearer`` headers are left to simplejwt's ``JWTAuthentication``, which in turn ignores
+``ApiKey`` headers, so the two never collide.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from developers.models import DeveloperAPIKey
+
+logger = logging.getLogger(__name__)
+
+KEYWORDS = {"apikey", "api-key"}
+MSG_MALFORMED = "Malformed API key header: use 'Authorization: ApiKey <key>'."
+MSG_INVALID = "Invalid API key."
+MSG_REVOKED = "This API key has been revoked."
+MSG_EXPIRED = "This API key has expired."
+MSG_INACTIVE = "The account owning this API key is disabled."
+MAX_KEY_LENGTH = 200
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """Authenticates as the key's developer: ``request.user`` is the profile's user and
+    ``request.auth`` the :class:`DeveloperAPIKey`. Failures are 401 JSON, never 500."""
+
+    keyword = "ApiKey"
+
+    def authenticate(self, request: Request) -> tuple[Any, DeveloperAPIKey] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        scheme, _, raw = header.strip().partition(" ")
+        if scheme.lower() not in KEYWORDS:
+            return None
+        key = raw.strip()
+        if not key or " " in key or "." not in key or len(key) > MAX_KEY_LENGTH:
+            raise exceptions.AuthenticationFailed(MSG_MALFORMED)
+        api_key = api_key_lookup(key=key)
+        return api_key.profile.user, api_key
+
+    def authenticate_header(self, request: Request) -> str:
+        return f'{self.keyword} realm="api"'
+
+
+def api_key_lookup(*, key: str) -> DeveloperAPIKey:
+    """The usable key for a full ``<prefix>.<secret>`` string, or AuthenticationFailed."""
+    prefix = key.partition(".")[0]
+    api_key = DeveloperAPIKey.objects.select_related("profile__user").filter(prefix=prefix).first()
+    if api_key is None or not api_key.is_valid(key):
+        logger.info("api key refused: unknown prefix or wrong secret")
+        raise exceptions.AuthenticationFailed(MSG_INVALID)
+    if api_key.revoked:
+        raise exceptions.AuthenticationFailed(MSG_REVOKED)
+    if api_key.has_expired:
+        raise exceptions.AuthenticationFailed(MSG_EXPIRED)
+    if not api_key.profile.user.is_active:
+        raise exceptions.AuthenticationFailed(MSG_INACTIVE)
+    return api_key
+
+
+def api_key_from_request(request: Any) -> DeveloperAPIKey | None:
+    """The API key a request was authenticated with, or None (JWT, session, anonymous).
+
+    Accepts a DRF ``Request`` or the Django ``HttpRequest`` behind it; never raises.
+    """
+    try:
+        auth = getattr(request, "auth", None)
+    except exceptions.APIException:
+        return None
+    return auth if isinstance(auth, DeveloperAPIKey) else None
