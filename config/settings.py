@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "dicom",
     "developers",
     "viewer",
+    "analysis",
 ]
 
 MIDDLEWARE = [
