@@ -269,6 +269,7 @@ def _write(
         raise
     if old_sha and old_sha != staged.sha256:
         transaction.on_commit(lambda: _blob_release(old_sha))
+    _audit_store(instance=instance, owner=owner, source=source)
     logger.info(
         "instance stored sop=%s series=%s study=%s source=%s bytes=%s",
         instance.sop_instance_uid,
@@ -278,6 +279,21 @@ def _write(
         staged.size,
     )
     return IngestResult(instance, STATUS_OVERWRITTEN if replace else STATUS_STORED)
+
+
+SOURCE_PROTOCOLS = {"stow": "dicomweb", "cstore": "dimse", "import": "cli"}
+
+
+def _audit_store(*, instance: Instance, owner: Any, source: str) -> None:
+    from developers.audit import audit_record
+
+    audit_record(
+        user=owner if getattr(owner, "pk", None) else None,
+        action="store",
+        instance=instance,
+        protocol=SOURCE_PROTOCOLS.get(source, "http"),
+        detail=source,
+    )
 
 
 def _blob_release(sha256: str) -> None:

@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from developers.audit import audit_record
 from dicom import selectors
 from dicom.archives import archive_extract, is_zip
 from dicom.errors import LightboxError
@@ -308,6 +309,7 @@ class StudyDetailView(APIView):
     @extend_schema(operation_id="viewer_study_detail", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, study_id: int) -> Response:
         study = selectors.study_get(user=request.user, pk=study_id)
+        audit_record(request=request, action="view", study=study)
         series = [series_json(s) for s in selectors.study_series(study=study)]
         return Response(
             {
@@ -327,6 +329,7 @@ class StudyImagesView(APIView):
     )
     def get(self, request: Request, study_id: int) -> Response:
         study = selectors.study_get(user=request.user, pk=study_id)
+        audit_record(request=request, action="view", study=study)
         images = [image_json(i) for i in selectors.study_images(study=study)]
         return Response(
             {
@@ -358,6 +361,28 @@ class SeriesImagesView(APIView):
         return Response({"series": series_json(series), "images": [image_json(i) for i in images]})
 
 
+class ImageLookupView(APIView):
+    @extend_schema(
+        operation_id="viewer_image_lookup",
+        parameters=[OpenApiParameter("sop_instance_uid", str, required=True)],
+        responses={200: OpenApiTypes.OBJECT},
+        description="Find the image with a SOP Instance UID (an empty list when none is "
+        "visible to the caller).",
+    )
+    def get(self, request: Request) -> Response:
+        uid = request.query_params.get("sop_instance_uid", "").strip()
+        if not uid:
+            raise LightboxError(
+                "Query parameter 'sop_instance_uid' is required.", code="uid_required"
+            )
+        images = (
+            selectors.instances_visible(user=request.user)
+            .filter(sop_instance_uid=uid)
+            .select_related("series")
+        )
+        return Response([image_json(i) for i in images])
+
+
 class ImageDetailView(APIView):
     @extend_schema(
         operation_id="viewer_image_detail",
@@ -366,6 +391,7 @@ class ImageDetailView(APIView):
     )
     def get(self, request: Request, image_id: int) -> Response:
         instance = selectors.instance_get(user=request.user, pk=image_id)
+        audit_record(request=request, action="view", instance=instance)
         return Response({**image_json(instance), "header": instance.header})
 
 
@@ -399,6 +425,7 @@ class ImageDataView(APIView):
         instance = selectors.instance_get(user=request.user, pk=image_id)
         args = _render_args(request, instance, "png")
         data = instance_render(**args)
+        audit_record(request=request, action="render", instance=instance)
         encoded = base64.b64encode(data).decode("ascii")
         window = args["window"]
         return Response(
@@ -431,6 +458,7 @@ class ImagePreviewView(APIView):
         instance = selectors.instance_get(user=request.user, pk=image_id)
         args = _render_args(request, instance, "png")
         data = instance_render(**args)
+        audit_record(request=request, action="render", instance=instance)
         response = HttpResponse(data, content_type=f"image/{args['fmt']}")
         response["Cache-Control"] = "private, max-age=3600"
         return response
@@ -457,6 +485,7 @@ class ImageHeaderView(APIView):
         if not tag:
             raise LightboxError("Query parameter 'tag' is required.", code="tag_required")
         name, value = selectors.header_tag_value(instance=instance, tag=tag)
+        audit_record(request=request, action="header", instance=instance, detail=name)
         return Response({"tag": name, "value": value})
 
 
@@ -468,6 +497,7 @@ class ImageFileView(APIView):
     )
     def get(self, request: Request, image_id: int) -> FileResponse:
         instance = selectors.instance_get(user=request.user, pk=image_id)
+        audit_record(request=request, action="download", instance=instance)
         return original_response(instance)
 
 

@@ -237,3 +237,19 @@ def test_staff_and_group_members_see_shared_studies(owner_client, colleague, sta
 
     Study.objects.get().shared_with.add(colleague.groups.get())
     assert colleague_client.get(url).status_code == 200
+
+
+def test_reads_and_stores_leave_an_audit_trail_without_patient_data(owner_client, owner):
+    from developers.models import AuditEvent
+
+    uploaded = upload(owner_client, ct_small_path().read_bytes())
+    image = uploaded["image_id"]
+    owner_client.get(f"/viewer/api/studies/{uploaded['study_id']}/images/")
+    owner_client.get(f"/viewer/api/images/{image}/preview/")
+    owner_client.get(f"/viewer/api/images/{image}/header/", {"tag": "PatientName"})
+    owner_client.get(f"/viewer/api/images/{image}/file/")
+    events = list(AuditEvent.objects.order_by("id"))
+    assert [e.action for e in events] == ["store", "view", "render", "header", "download"]
+    assert all(e.user_id == owner.pk for e in events)
+    assert events[-1].instance_id == image
+    assert "CompressedSamples" not in " ".join(str(vars(e)) for e in events)
