@@ -84,18 +84,20 @@ def quota_charge(*, profile: DeveloperProfile, endpoint: str) -> int:
         rows = MonthlyUsage.objects.filter(pk=usage_id)
         if quota is not None:
             rows = rows.filter(count__lt=quota)
-        if rows.update(count=F("count") + 1) == 0:
-            MonthlyUsage.objects.filter(pk=usage_id).update(rejected=F("rejected") + 1)
-            used = MonthlyUsage.objects.values_list("count", flat=True).get(pk=usage_id)
-            raise QuotaExceeded(
-                path=endpoint,
-                quota=quota or 0,
-                requests_used=used + 1,
-                retry_after=seconds_to_next_month(now),
-            )
-        daily_id = _row_id(DailyUsage, profile=profile, endpoint=endpoint, day=day)
-        DailyUsage.objects.filter(pk=daily_id).update(count=F("count") + 1)
-        return MonthlyUsage.objects.values_list("count", flat=True).get(pk=usage_id)
+        charged = rows.update(count=F("count") + 1) == 1
+        if charged:
+            daily_id = _row_id(DailyUsage, profile=profile, endpoint=endpoint, day=day)
+            DailyUsage.objects.filter(pk=daily_id).update(count=F("count") + 1)
+        used = MonthlyUsage.objects.values_list("count", flat=True).get(pk=usage_id)
+    if charged:
+        return used
+    MonthlyUsage.objects.filter(pk=usage_id).update(rejected=F("rejected") + 1)
+    raise QuotaExceeded(
+        path=endpoint,
+        quota=quota or 0,
+        requests_used=used + 1,
+        retry_after=seconds_to_next_month(now),
+    )
 
 
 def _row_id(model: Any, **lookup: Any) -> int:
