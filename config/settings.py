@@ -188,6 +188,10 @@ LIGHTBOX_MAX_ZIP_MEMBERS = envint("LIGHTBOX_MAX_ZIP_MEMBERS", 10_000)
 LIGHTBOX_MAX_ZIP_TOTAL_BYTES = envint("LIGHTBOX_MAX_ZIP_TOTAL_BYTES", 2 * 1024 * 1024 * 1024)
 LIGHTBOX_MAX_UPLOAD_BYTES = envint("LIGHTBOX_MAX_UPLOAD_BYTES", 2 * 1024 * 1024 * 1024)
 LIGHTBOX_MAX_RENDER_PIXELS = envint("LIGHTBOX_MAX_RENDER_PIXELS", 64 * 1024 * 1024)
+# HMAC key of keyed anonymisation pseudonyms (use_secure); set a real secret in production.
+LIGHTBOX_ANONYMIZATION_KEY = envstr("LIGHTBOX_ANONYMIZATION_KEY") or (
+    "dev-only-anonymization-key" if DEBUG else SECRET_KEY + ":anonymization"
+)
 # Real-world test corpus used by the test-suite (tests skip with a reason when absent).
 LIGHTBOX_SAMPLES_DIR = Path(
     envstr("LIGHTBOX_SAMPLES_DIR", str(BASE_DIR.parent / "shared" / "dicom-samples"))
