@@ -1,3 +1,9 @@
 """WebSocket routes (filled by the jobs/real-time work)."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from jobs.consumers import ProcessingConsumer, TokenAuthMiddleware
+
+websocket_urlpatterns: list = [
+    path("ws/processing/", TokenAuthMiddleware(ProcessingConsumer.as_asgi())),
+]

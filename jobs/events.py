@@ -1,0 +1,105 @@
+"""Real-time events over Channels groups.
+
+Groups: ``user-<id>`` (every socket of a user), ``group-<id>`` (every member of an auth
+group) and ``staff``. Job progress goes to the job owner's group only. ``IMAGE_UPLOADED``
+goes to the study owner's group, the group of every auth group the study is shared with
+and ``staff``: exactly the people :meth:`Study.objects.visible_to` lets see it. Sockets
+may belong to several of those groups, so each event carries an ``event_id`` the
+consumer uses to deliver it once.
+
+Publishing never fails the caller: with no channel layer, or Redis down, the event is
+logged and dropped (clients can always poll the status endpoints).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from jobs.models import Job
+
+logger = logging.getLogger(__name__)
+
+STAFF_GROUP = "staff"
+
+
+def user_group(user_id: Any) -> str:
+    return f"user-{user_id}"
+
+
+def auth_group(group_id: Any) -> str:
+    return f"group-{group_id}"
+
+
+def job_event(job: Job) -> dict[str, Any]:
+    return {
+        "type": "job.progress",
+        "job_id": str(job.pk),
+        "kind": job.kind,
+        "status": job.status,
+        "processed": job.processed,
+        "failed": job.failed,
+        "total": job.total,
+        "percentage": job.percentage,
+    }
+
+
+def job_progress_publish(*, job: Job) -> None:
+    event = job_event(job)
+    event["event_id"] = uuid.uuid4().hex
+    group_send(user_group(job.owner_id), event)
+
+
+def image_event(instance: Any) -> dict[str, Any]:
+    """Seed 002's image shape for an instance stored in the archive."""
+    series = instance.series
+    study = series.study
+    acquired = instance.acquisition_date or instance.content_date or study.study_date
+    return {
+        "imageID": str(instance.pk),
+        "examenID": None,
+        "studyInstanceUID": study.study_instance_uid,
+        "seriesInstanceUID": series.series_instance_uid,
+        "sopInstanceUID": instance.sop_instance_uid,
+        "dateAcquisition": f"{acquired.isoformat()}T00:00:00.000Z" if acquired else None,
+        "modalite": series.modality,
+        "description": series.series_description or study.study_description,
+        "url": f"/viewer/api/images/{instance.pk}/file/",
+        "studyId": study.pk,
+        "seriesId": series.pk,
+    }
+
+
+def instance_stored_on_commit(*, instance_id: int) -> None:
+    transaction.on_commit(lambda: image_uploaded_publish(instance_id=instance_id))
+
+
+def image_uploaded_publish(*, instance_id: int) -> None:
+    from dicom.models import Instance
+
+    instance = Instance.objects.select_related("series__study").filter(pk=instance_id).first()
+    if instance is None:
+        return
+    study = instance.series.study
+    groups = [STAFF_GROUP]
+    if study.owner_id:
+        groups.append(user_group(study.owner_id))
+    groups += [auth_group(pk) for pk in study.shared_with.values_list("pk", flat=True)]
+    event = {"type": "image.uploaded", "event_id": uuid.uuid4().hex, "image": image_event(instance)}
+    for group in groups:
+        group_send(group, event)
+
+
+def group_send(group: str, message: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, message)
+    except Exception:  # noqa: BLE001 - events are best effort; never fail the job
+        logger.warning("event not published group=%s type=%s", group, message.get("type"))
