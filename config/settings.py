@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "dicom",
     "developers",
     "viewer",
+    "jobs",
     "analysis",
 ]
 
@@ -204,6 +205,17 @@ LIGHTBOX_QUOTAS = {
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = envint("DATA_UPLOAD_MAX_NUMBER_FILES", 1000)
+
+# --- Jobs (jobs/): batches, exports, anonymisation run by `manage.py jobs_worker` ------------
+# A job whose worker shows no sign of life for this long is enqueued again (jobs/recovery.py).
+LIGHTBOX_JOB_STALE_SECONDS = envint("LIGHTBOX_JOB_STALE_SECONDS", 120)
+LIGHTBOX_JOB_HEARTBEAT_SECONDS = envint("LIGHTBOX_JOB_HEARTBEAT_SECONDS", 10)
+LIGHTBOX_JOB_ITEM_MAX_ATTEMPTS = envint("LIGHTBOX_JOB_ITEM_MAX_ATTEMPTS", 3)
+LIGHTBOX_MAX_BATCH_FILES = envint("LIGHTBOX_MAX_BATCH_FILES", 10_000)
+# Exports up to this many images (and frames) stream at once; larger ones become a job.
+LIGHTBOX_EXPORT_SYNC_MAX_IMAGES = envint("LIGHTBOX_EXPORT_SYNC_MAX_IMAGES", 20)
+LIGHTBOX_EXPORT_SYNC_MAX_FRAMES = envint("LIGHTBOX_EXPORT_SYNC_MAX_FRAMES", 100)
+LIGHTBOX_EXPORT_MAX_IMAGES = envint("LIGHTBOX_EXPORT_MAX_IMAGES", 5000)
 
 # --- Auth -------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

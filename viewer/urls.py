@@ -1,5 +1,6 @@
 from django.urls import path
 
+from jobs.api import ExportImagesView
 from viewer import api
 
 app_name = "viewer"
@@ -16,6 +17,7 @@ api_urlpatterns = [
     path("images/<int:image_id>/preview/", api.ImagePreviewView.as_view(), name="image-preview"),
     path("images/<int:image_id>/header/", api.ImageHeaderView.as_view(), name="image-header"),
     path("images/<int:image_id>/file/", api.ImageFileView.as_view(), name="image-file"),
+    path("export/images/", ExportImagesView.as_view(), name="export-images"),
 ]
 
 urlpatterns = [
