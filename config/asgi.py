@@ -11,6 +11,11 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+from dicom.storage import staging_cleanup  # noqa: E402
+
+# Leftovers of a crashed process: partial uploads older than an hour (younger ones may
+# belong to another process sharing the folder).
+staging_cleanup(older_than_seconds=3600)
 
 application = ProtocolTypeRouter(
     {

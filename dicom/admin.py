@@ -9,6 +9,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from dicom.deletion import instance_delete, study_delete
 from dicom.models import Instance, Patient, Series, Study
 
 
@@ -21,6 +22,9 @@ class ReadOnlyArchiveAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return bool(request.user.is_superuser)
 
 
 @admin.register(Patient)
@@ -75,6 +79,13 @@ class StudyAdmin(ReadOnlyArchiveAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
         return super().get_queryset(request).annotate(series_total=Count("series"))
 
+    def delete_model(self, request: HttpRequest, obj: Study) -> None:
+        study_delete(study=obj, by=request.user, request=request, protocol="admin")
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Study]) -> None:
+        for study in queryset:
+            study_delete(study=study, by=request.user, request=request, protocol="admin")
+
     @admin.display(description="series", ordering="series_total")
     def series_total(self, obj: Study) -> int:
         return obj.series_total  # type: ignore[attr-defined]
@@ -119,6 +130,13 @@ class InstanceAdmin(ReadOnlyArchiveAdmin):
     exclude = ("header",)
     readonly_fields = ("header_view",)
     list_select_related = ("series",)
+
+    def delete_model(self, request: HttpRequest, obj: Instance) -> None:
+        instance_delete(instance=obj, by=request.user, request=request, protocol="admin")
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Instance]) -> None:
+        for instance in queryset.select_related("series__study"):
+            instance_delete(instance=instance, by=request.user, request=request, protocol="admin")
 
     @admin.display(description="DICOM header (JSON, without bulk data)")
     def header_view(self, obj: Instance) -> str:

@@ -259,7 +259,7 @@ def _write(
                 header=ds.lightbox_header,  # type: ignore[attr-defined]
                 **instance_columns(ds),
             )
-            _study_refresh_modalities(study)
+            study_refresh_modalities(study)
             stored_name = blob_put_staged(staged)
             instance.file_path = stored_name
             instance.save(update_fields=["file_path"])
@@ -366,7 +366,7 @@ def _series_get_or_create(ds: Dataset, *, study: Study) -> Series:
     return series
 
 
-def _study_refresh_modalities(study: Study) -> None:
+def study_refresh_modalities(study: Study) -> None:
     modalities = sorted(
         {m for m in Series.objects.filter(study=study).values_list("modality", flat=True) if m}
     )

@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from developers.audit import audit_record
 from dicom import selectors
 from dicom.archives import archive_extract, is_zip
+from dicom.deletion import instance_delete, study_delete
 from dicom.errors import LightboxError
 from dicom.ingest import IngestOutcome, outcomes_ingest
 from dicom.models import Instance, Series, Study
@@ -320,6 +321,17 @@ class StudyDetailView(APIView):
             }
         )
 
+    @extend_schema(
+        operation_id="viewer_study_delete",
+        responses={204: None},
+        description="Delete the study with its series, instances and files "
+        "(owner or staff; audited). 404 when not visible, 403 when only shared.",
+    )
+    def delete(self, request: Request, study_id: int) -> Response:
+        study = selectors.study_get(user=request.user, pk=study_id)
+        study_delete(study=study, by=request.user, request=request)
+        return Response(status=204)
+
 
 class StudyImagesView(APIView):
     @extend_schema(
@@ -393,6 +405,17 @@ class ImageDetailView(APIView):
         instance = selectors.instance_get(user=request.user, pk=image_id)
         audit_record(request=request, action="view", instance=instance)
         return Response({**image_json(instance), "header": instance.header})
+
+    @extend_schema(
+        operation_id="viewer_image_delete",
+        responses={204: None},
+        description="Delete one image and its file; an emptied series or study "
+        "goes too (owner or staff; audited).",
+    )
+    def delete(self, request: Request, image_id: int) -> Response:
+        instance = selectors.instance_get(user=request.user, pk=image_id)
+        instance_delete(instance=instance, by=request.user, request=request)
+        return Response(status=204)
 
 
 RENDER_PARAMS = [

@@ -1,0 +1,172 @@
+"""Data safety and operations: deletion, storage verification, health, deploy checks."""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+
+from dicom.models import Instance, Patient, Series, Study
+from dicom.storage import staging_cleanup, staging_dir
+from dicom.tests.factories import ct_variant
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def upload(client, *payloads: bytes) -> list[dict]:
+    files = [SimpleUploadedFile(f"{i}.dcm", p) for i, p in enumerate(payloads)]
+    response = client.post("/viewer/api/upload/", {"files": files}, format="multipart")
+    assert response.status_code == 201, response.content
+    return response.json()["uploaded_files"]
+
+
+def files_under(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def test_deleting_a_study_removes_rows_files_and_is_audited(
+    owner_client, isolated_storage, django_capture_on_commit_callbacks
+):
+    from developers.models import AuditEvent
+
+    study = pydicom.uid.generate_uid()
+    uploaded = upload(owner_client, ct_variant(study_uid=study), ct_variant(study_uid=study))
+    owner_client.get(f"/viewer/api/images/{uploaded[0]['image_id']}/preview/")  # derived file
+    assert files_under(isolated_storage / "media")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.delete(f"/viewer/api/studies/{uploaded[0]['study_id']}/")
+    assert response.status_code == 204
+    assert (
+        Study.objects.count(),
+        Series.objects.count(),
+        Instance.objects.count(),
+        Patient.objects.count(),
+    ) == (0, 0, 0, 0)
+    assert files_under(isolated_storage / "media") == []
+    event = AuditEvent.objects.get(action="delete")
+    assert event.study_uid == study
+
+
+def test_only_the_owner_or_staff_may_delete(owner_client, colleague, outsider_client):
+    from rest_framework.test import APIClient
+
+    uploaded = upload(owner_client, ct_variant())[0]
+    Study.objects.get().shared_with.add(colleague.groups.get())
+    colleague_client = APIClient()
+    colleague_client.force_authenticate(colleague)
+    url = f"/viewer/api/studies/{uploaded['study_id']}/"
+    assert outsider_client.delete(url).status_code == 404
+    assert colleague_client.delete(url).status_code == 403
+    assert Study.objects.count() == 1
+
+
+def test_deleting_the_last_image_removes_its_series_and_study(
+    owner_client, isolated_storage, django_capture_on_commit_callbacks
+):
+    study = pydicom.uid.generate_uid()
+    first, second = upload(
+        owner_client,
+        ct_variant(study_uid=study, Modality="CT"),
+        ct_variant(study_uid=study, Modality="MR"),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.delete(f"/viewer/api/images/{first['image_id']}/")
+    assert response.status_code == 204
+    assert Study.objects.get().modalities_in_study == "MR"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.delete(f"/viewer/api/images/{second['image_id']}/")
+    assert response.status_code == 204
+    assert Study.objects.count() == 0
+    assert files_under(isolated_storage / "media") == []
+
+
+def test_deleting_an_instance_removes_its_file_after_commit(
+    owner_client, owner, django_capture_on_commit_callbacks
+):
+    from dicom.deletion import instance_delete
+
+    upload(owner_client, ct_variant())
+    instance = Instance.objects.get()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        instance_delete(instance=instance, by=owner)
+    assert default_storage.exists(instance.file_path)  # not before the commit
+    for callback in callbacks:
+        callback()
+    assert not default_storage.exists(instance.file_path)
+
+
+def test_verify_storage_reports_missing_corrupt_and_orphan_files(owner_client, isolated_storage):
+    upload(owner_client, ct_variant(), ct_variant(), ct_variant())
+    good, damaged, lost = Instance.objects.order_by("id")
+    media = isolated_storage / "media"
+    (media / damaged.file_path).write_bytes(b"tampered")
+    (media / lost.file_path).unlink()
+    orphan = media / "final" / ("f" * 64)
+    orphan.mkdir(parents=True)
+    (orphan / "original.dcm").write_bytes(b"left over")
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("verify_storage", stdout=out)
+    report = out.getvalue()
+    assert exit_info.value.code == 1
+    assert f"missing {lost.file_path}" in report
+    assert f"corrupt {damaged.file_path}" in report
+    assert f"orphan final/{'f' * 64}/" in report
+    assert good.file_path not in report
+    with pytest.raises(SystemExit):
+        call_command("verify_storage", "--fix-orphans", stdout=io.StringIO())
+    assert not orphan.exists()
+
+
+def test_verify_storage_passes_on_a_healthy_archive(owner_client):
+    upload(owner_client, ct_variant())
+    out = io.StringIO()
+    call_command("verify_storage", stdout=out)
+    assert "0 missing, 0 corrupt, 0 orphan(s)" in out.getvalue()
+
+
+def test_staging_leftovers_of_a_crash_are_cleaned_but_fresh_ones_kept():
+    old, fresh = staging_dir() / "up-old.part", staging_dir() / "up-new.part"
+    old.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    hours_ago = time.time() - 7200
+    os.utime(old, (hours_ago, hours_ago))
+    assert staging_cleanup(older_than_seconds=3600) == 1
+    assert not old.exists() and fresh.exists()
+
+
+def test_health_endpoints_need_no_login(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "cache": "ok", "storage": "ok"}
+
+
+def test_production_settings_pass_the_deploy_check():
+    env = {
+        **os.environ,
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "ALLOWED_HOSTS": "lightbox.example.org",
+        "DATABASE_URL": "sqlite:////tmp/lightbox-deploy-check.sqlite3",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
