@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "viewer",
     "jobs",
     "analysis",
+    "exams",
 ]
 
 MIDDLEWARE = [

@@ -20,5 +20,6 @@ urlpatterns = [
     path("", include("jobs.urls")),
     path("viewer/api/", include("analysis.urls")),
     path("", include("developers.urls")),
+    path("", include("exams.urls")),
     path("", RedirectView.as_view(url="/viewer/", permanent=False)),
 ]

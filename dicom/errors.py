@@ -100,6 +100,44 @@ class QuotaExceeded(LightboxError):
         return {"error": self.message, "quota": self.quota, "requests_used": self.requests_used}
 
 
+class SeedError(LightboxError):
+    """Seed 002's error shape: ``statusCode``, ``message``, ``error`` (the reason phrase),
+    plus our machine-readable ``code``. Wraps any status (404, 409, ingest errors...)."""
+
+    def __init__(self, message: str, *, status: int, code: str) -> None:
+        self.status, self.code = status, code
+        super().__init__(message)
+
+    def payload(self) -> dict[str, Any]:
+        from http import HTTPStatus
+
+        reason = HTTPStatus(self.status).phrase
+        return {
+            "statusCode": self.status,
+            "message": self.message,
+            "error": reason,
+            "code": self.code,
+        }
+
+
+class SeedValidationError(LightboxError):
+    """Seed 002's validation failure: 400 with one sentence per problem in ``details``."""
+
+    code = "validation_failed"
+
+    def __init__(self, details: list[str]) -> None:
+        self.details = details
+        super().__init__("Validation failed")
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "statusCode": 400,
+            "message": "Validation failed",
+            "error": "Bad Request",
+            "details": self.details,
+        }
+
+
 def error_response(exc: LightboxError) -> Response:
     response = Response(exc.payload(), status=exc.status)
     retry_after = getattr(exc, "retry_after", None)
