@@ -24,13 +24,13 @@ def png_bytes(*, width: int = 40, height: int = 30, mode: str = "L") -> bytes:
 
     if mode == "I;16":
         array = (np.arange(width * height, dtype=np.uint16) * 37).reshape(height, width)
-        picture = Image.fromarray(array, mode="I;16")
+        picture = Image.fromarray(array)
     elif mode == "L":
         array = (np.arange(width * height) % 251).astype(np.uint8).reshape(height, width)
-        picture = Image.fromarray(array, mode="L")
+        picture = Image.fromarray(array)
     else:
         array = (np.arange(width * height * 3) % 253).astype(np.uint8).reshape(height, width, 3)
-        picture = Image.fromarray(array, mode="RGB")
+        picture = Image.fromarray(array)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
