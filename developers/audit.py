@@ -20,7 +20,6 @@ from developers.models import AuditAction, AuditEvent
 logger = logging.getLogger(__name__)
 
 ACTIONS = frozenset(AuditAction.values)
-PROTOCOLS = frozenset({"http", "dicomweb", "dimse", "admin", "cli"})
 
 
 def audit_record(
