@@ -4,6 +4,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from viewer.anonymize_api import PreprocessedDicomView
+
 
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness for load balancers: no database, no cache."""
@@ -21,5 +23,10 @@ urlpatterns = [
     path("viewer/api/", include("analysis.urls")),
     path("", include("developers.urls")),
     path("", include("exams.urls")),
+    path(
+        "upload/<int:upload_id>/preprocessed-dicom",
+        PreprocessedDicomView.as_view(),
+        name="upload-preprocessed-dicom",
+    ),
     path("", RedirectView.as_view(url="/viewer/", permanent=False)),
 ]

@@ -63,6 +63,7 @@ IMPLEMENTATION_VERSION_NAME = "LIGHTBOX_ANON_1"
 STANDARD_UID_ROOT = "1.2.840.10008."
 
 MSG_UNREADABLE = "The DICOM file could not be read: {reason}."
+MSG_NOT_DICOM = "The file is not DICOM: no DICM prefix and no readable dataset."
 MSG_NO_SOP_UIDS = (
     "The file has no SOP Class UID or SOP Instance UID; it cannot be written as an "
     "anonymised DICOM file."
@@ -362,12 +363,16 @@ def burned_in_annotation_warning(ds: Dataset) -> str | None:
 
 
 def dataset_read(fh: BinaryIO) -> Dataset:
-    """Parse a whole DICOM file (pixel data included) or raise :class:`InvalidDicomFile`."""
-    head = fh.read(132)
-    fh.seek(0)
-    has_magic = len(head) == 132 and head[128:132] == b"DICM"
+    """Parse a whole DICOM file (pixel data included) or raise :class:`InvalidDicomFile`.
+
+    The bytes are read into memory (the anonymised copy is built in memory anyway), so the
+    dataset holds no open file and copies cleanly.
+    """
+    data = fh.read()
+    has_magic = len(data) >= 132 and data[128:132] == b"DICM"
     try:
-        return pydicom.dcmread(fh, force=not has_magic)
+        ds = pydicom.dcmread(io.BytesIO(data), force=not has_magic)
+        keys = list(ds.keys())
     except (
         InvalidDicomError,
         EOFError,
@@ -382,6 +387,10 @@ def dataset_read(fh: BinaryIO) -> Dataset:
         NotImplementedError,
     ) as exc:
         raise InvalidDicomFile(MSG_UNREADABLE.format(reason=type(exc).__name__)) from None
+    # Without the DICM prefix, anything "parses": require a plausible dataset.
+    if not has_magic and not (len(keys) >= 3 and any(t.group == 0x0008 for t in keys)):
+        raise InvalidDicomFile(MSG_NOT_DICOM)
+    return ds
 
 
 def instance_dataset(instance: Instance) -> Dataset:

@@ -1,12 +1,18 @@
 from django.urls import path
 
 from jobs.api import ExportImagesView
-from viewer import api
+from viewer import anonymize_api, api
 
 app_name = "viewer"
 
 api_urlpatterns = [
     path("upload/", api.UploadView.as_view(), name="upload"),
+    path(
+        "studies/<int:study_id>/anonymize/",
+        anonymize_api.StudyAnonymizeView.as_view(),
+        name="study-anonymize",
+    ),
+    path("anonymize/batch/", anonymize_api.BatchAnonymizeView.as_view(), name="anonymize-batch"),
     path("studies/", api.StudyListView.as_view(), name="studies"),
     path("studies/<int:study_id>/", api.StudyDetailView.as_view(), name="study"),
     path("studies/<int:study_id>/images/", api.StudyImagesView.as_view(), name="study-images"),
