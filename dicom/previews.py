@@ -63,7 +63,7 @@ def instance_render(
     cacheable = window is None and quality == 90
     name = _cache_name(instance, frame, size, fmt)
     if cacheable and default_storage.exists(name):
-        with default_storage.open(name, "rb") as fh:
+        with blob_open(name) as fh:
             return fh.read()
     from dicom import rendering
 

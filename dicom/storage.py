@@ -25,6 +25,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 
+from dicom import encryption
 from dicom.errors import FileTooLarge
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,12 @@ def blob_put_staged(staged: StagedFile) -> str:
     Identical content has an identical name, so writing it twice is harmless.
     """
     name = original_name(staged.sha256)
+    if encryption.enabled():
+        with staged.path.open("rb") as src, tempfile.TemporaryFile(dir=staging_dir()) as enc:
+            encryption.encrypt_stream(src, enc)
+            enc.seek(0)
+            _put_stream(name, enc)
+        return name
     if _is_local_storage():
         target = Path(default_storage.path(name))
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -122,10 +129,28 @@ def blob_put_staged(staged: StagedFile) -> str:
         return default_storage.save(name, File(fh, name=ORIGINAL_NAME))
 
 
-def blob_put_bytes(name: str, data: bytes) -> None:
-    from django.core.files.base import ContentFile
+def _put_stream(name: str, fh: IO[bytes]) -> None:
+    """Write a stream at ``name`` (atomically on a local disk)."""
+    if _is_local_storage():
+        target = Path(default_storage.path(name))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}")
+        with tmp.open("wb") as out:
+            shutil.copyfileobj(fh, out, CHUNK)
+        os.replace(tmp, target)
+    else:
+        default_storage.save(name, File(fh, name=name.rsplit("/", 1)[-1]))
 
-    default_storage.save(name, ContentFile(data))
+
+def blob_put_bytes(name: str, data: bytes) -> None:
+    """Store a derived file (a cached render); encrypted like originals when enabled."""
+    import io
+
+    if encryption.enabled():
+        enc = io.BytesIO()
+        encryption.encrypt_stream(io.BytesIO(data), enc)
+        data = enc.getvalue()
+    _put_stream(name, io.BytesIO(data))
 
 
 def blob_delete_tree(sha256: str) -> None:
@@ -150,22 +175,30 @@ def blob_exists(name: str) -> bool:
 
 @contextmanager
 def blob_open(name: str) -> Iterator[BinaryIO]:
-    """Open a stored file for reading (seekable), whatever the storage backend."""
-    fh = default_storage.open(name, "rb")
+    """Open a stored file for reading (seekable, plaintext), whatever the storage backend
+    and whether or not it is encrypted at rest."""
+    fh = blob_reader(name)
     try:
-        yield fh  # type: ignore[misc]
+        yield fh
     finally:
         fh.close()
 
 
 def blob_reader(name: str) -> BinaryIO:
-    """An open stored file; the caller (often a streaming response) closes it."""
-    return default_storage.open(name, "rb")  # type: ignore[return-value]
+    """An open stored file (plaintext); the caller (often a streaming response) closes it."""
+    fh = default_storage.open(name, "rb")
+    if not encryption.is_encrypted(fh):
+        return fh  # type: ignore[return-value]
+    try:
+        return encryption.decrypted_copy(fh)
+    finally:
+        fh.close()
 
 
 def blob_local_path(name: str) -> str | None:
-    """The file-system path of a stored file, when the storage is local."""
-    if _is_local_storage():
+    """The file-system path of a stored file, when it is local and stored in plaintext
+    (readers then open it themselves; otherwise they go through :func:`blob_open`)."""
+    if _is_local_storage() and not encryption.enabled():
         return default_storage.path(name)
     return None
 

@@ -10,6 +10,7 @@ from typing import Any
 from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandParser
 
+from dicom.encryption import EncryptionError
 from dicom.models import Instance
 from dicom.storage import CHUNK, blob_delete_tree, blob_open
 
@@ -56,10 +57,14 @@ class Command(BaseCommand):
 
 
 def _hash(name: str) -> str:
+    """SHA-256 of the plaintext ("" when an encrypted file fails to decrypt)."""
     digest = hashlib.sha256()
-    with blob_open(name) as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
+    try:
+        with blob_open(name) as fh:
+            while chunk := fh.read(CHUNK):
+                digest.update(chunk)
+    except EncryptionError:
+        return ""
     return digest.hexdigest()
 
 
