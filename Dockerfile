@@ -8,7 +8,7 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
-RUN DEBUG=true python manage.py collectstatic --noinput \
+RUN DEBUG=false SECRET_KEY=build-only python manage.py collectstatic --noinput \
     && useradd --system --home /app lightbox \
     && mkdir -p /app/var && chown -R lightbox /app/var
 USER lightbox
