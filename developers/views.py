@@ -81,40 +81,41 @@ class TokenRefresh(TokenRefreshView):
 
 
 class ProfileView(APIView):
-    class InputSerializer(serializers.Serializer):
+    class DeveloperProfileInputSerializer(serializers.Serializer):
         purpose = serializers.CharField(max_length=255)
         organization = serializers.CharField(max_length=255, required=False, allow_blank=True)
 
-    class OutputSerializer(serializers.Serializer):
+    class DeveloperProfileSerializer(serializers.Serializer):
         purpose = serializers.CharField()
         organization = serializers.CharField()
 
     @extend_schema(
         operation_id="developer_profile_get",
         tags=["developers"],
-        responses={200: OutputSerializer, 403: ERROR},
+        responses={200: DeveloperProfileSerializer, 403: ERROR},
         description="The caller's developer profile; 403 when they have none yet.",
     )
     def get(self, request: Request) -> Response:
         profile = services.profile_get(user=request.user)
-        return Response(self.OutputSerializer(profile).data)
+        return Response(self.DeveloperProfileSerializer(profile).data)
 
     @extend_schema(
         operation_id="developer_profile_create",
         tags=["developers"],
-        request=InputSerializer,
-        responses={201: OutputSerializer, 400: ERROR, 409: ERROR},
+        request=DeveloperProfileInputSerializer,
+        responses={201: DeveloperProfileSerializer, 400: ERROR, 409: ERROR},
         description="Create the caller's developer profile (one per user; a second is 409).",
     )
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.DeveloperProfileInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         profile = services.profile_create(
             user=request.user,
             purpose=data.validated_data["purpose"],
             organization=data.validated_data.get("organization", ""),
         )
-        return Response(self.OutputSerializer(profile).data, status=status.HTTP_201_CREATED)
+        body = self.DeveloperProfileSerializer(profile).data
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class ActivitySummaryView(APIView):
@@ -166,10 +167,10 @@ class ApiKeyOutput(serializers.Serializer):
 class ApiKeyListView(APIView):
     permission_classes = [permissions.IsAuthenticated, NotApiKey]
 
-    class InputSerializer(serializers.Serializer):
+    class ApiKeyCreateInputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=50)
 
-    class CreatedSerializer(serializers.Serializer):
+    class ApiKeyCreatedSerializer(serializers.Serializer):
         id = serializers.CharField()
         name = serializers.CharField()
         key = serializers.CharField()
@@ -186,8 +187,8 @@ class ApiKeyListView(APIView):
     @extend_schema(
         operation_id="api_keys_create",
         tags=["developers"],
-        request=InputSerializer,
-        responses={201: CreatedSerializer, 400: ERROR, 403: ERROR},
+        request=ApiKeyCreateInputSerializer,
+        responses={201: ApiKeyCreatedSerializer, 400: ERROR, 403: ERROR},
         description=(
             "Create an API key for the caller's developer profile (403 without one). The "
             "`key` is shown only in this answer; Lightbox stores its hash. Use it as "
@@ -195,7 +196,7 @@ class ApiKeyListView(APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.ApiKeyCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         api_key, key = services.api_key_create(request=request, name=data.validated_data["name"])
         body = {"id": api_key.prefix, "name": api_key.name, "key": key}

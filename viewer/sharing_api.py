@@ -15,19 +15,19 @@ from dicom import selectors, sharing
 ERROR = OpenApiResponse(OpenApiTypes.OBJECT, description="`error`, `code`")
 
 
-class GroupsSerializer(serializers.Serializer):
+class StudySharesSerializer(serializers.Serializer):
     study_id = serializers.IntegerField()
     shared_with = serializers.ListField(child=serializers.DictField())
 
 
 class StudyShareView(APIView):
-    class InputSerializer(serializers.Serializer):
+    class StudyShareInputSerializer(serializers.Serializer):
         group = serializers.CharField(help_text="Group name or id")
 
     @extend_schema(
         operation_id="viewer_study_shares",
         tags=["sharing"],
-        responses={200: GroupsSerializer, 404: ERROR},
+        responses={200: StudySharesSerializer, 404: ERROR},
         description="The groups a study is shared with (404 if the caller can't see it).",
     )
     def get(self, request: Request, study_id: int) -> Response:
@@ -37,10 +37,10 @@ class StudyShareView(APIView):
     @extend_schema(
         operation_id="viewer_study_share",
         tags=["sharing"],
-        request=InputSerializer,
+        request=StudyShareInputSerializer,
         responses={
-            200: GroupsSerializer,
-            201: GroupsSerializer,
+            200: StudySharesSerializer,
+            201: StudySharesSerializer,
             400: ERROR,
             403: ERROR,
             404: ERROR,
@@ -54,7 +54,7 @@ class StudyShareView(APIView):
     )
     def post(self, request: Request, study_id: int) -> Response:
         study = selectors.study_get(user=request.user, pk=study_id)
-        data = self.InputSerializer(data=request.data)
+        data = self.StudyShareInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         group = sharing.group_resolve(value=data.validated_data["group"])
         created = sharing.study_share(study=study, group=group, by=request.user)
