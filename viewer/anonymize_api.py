@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from developers.audit import audit_record
 from dicom import selectors
 from dicom.anonymize import (
     AnonymizationOptions,
@@ -92,6 +93,7 @@ class StudyAnonymizeView(APIView):
         study = selectors.study_get(user=request.user, pk=study_id)
         options = options_parse(request.data)
         job = study_anonymize_start(study=study, owner=request.user, options=options)
+        audit_record(request=request, action="anonymize", study=study, detail=f"job {job.pk}")
         return job_accepted(job)
 
 
@@ -149,6 +151,7 @@ class PreprocessedDicomView(APIView):
         options = options_parse(request.query_params)
         secret = pseudonym_secret(options=options, salt=salt_new())
         anonymized = instance_anonymize(instance=instance, options=options, secret=secret)
+        audit_record(request=request, action="anonymize", instance=instance)
         response = HttpResponse(anonymized.data, content_type="application/dicom")
         response["Content-Disposition"] = (
             f'attachment; filename="{anonymized.sop_instance_uid}.dcm"'

@@ -86,6 +86,9 @@ def test_a_study_becomes_one_anonymised_study_in_a_zip(
         "use_secure": False,
     }
     assert "salt" not in Job.objects.get(pk=status["job_id"]).params
+    from developers.models import AuditEvent
+
+    assert AuditEvent.objects.filter(action="anonymize", study_id=study.pk).count() == 1
 
 
 def test_the_anonymised_zip_reingests_as_a_new_study(
