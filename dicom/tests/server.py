@@ -1,0 +1,113 @@
+"""A real Lightbox server process for tests: its own database, media and staging folders."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "server-test-password-1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    workdir: Path
+    database_url: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL"}}
+        env.update(
+            {
+                "DATABASE_URL": self.database_url or f"sqlite:///{self.workdir / 'db.sqlite3'}",
+                "MEDIA_ROOT": str(self.workdir / "media"),
+                "LIGHTBOX_STAGING_DIR": str(self.workdir / "staging"),
+                "THROTTLE_USER": "100000/hour",
+                "THROTTLE_UPLOADS": "100000/hour",
+                "LOG_LEVEL": "WARNING",
+                **self.extra_env,
+            }
+        )
+        return env
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    def prepare(self, email: str) -> None:
+        result = self.manage("migrate", "--noinput")
+        assert result.returncode == 0, result.stderr
+        code = (
+            "from accounts.models import User; "
+            f"User.objects.filter(email='{email}').exists() or "
+            f"User.objects.create_user(email='{email}', password='{PASSWORD}')"
+        )
+        result = self.manage("shell", "-c", code)
+        assert result.returncode == 0, result.stderr
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).ok:
+                    return
+            except requests.RequestException:
+                time.sleep(0.2)
+        self.kill()
+        raise RuntimeError("the server did not start")
+
+    def token(self, email: str) -> str:
+        response = requests.post(
+            f"{self.url}/api/token/", json={"email": email, "password": PASSWORD}, timeout=10
+        )
+        response.raise_for_status()
+        return response.json()["access"]
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
