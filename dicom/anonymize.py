@@ -216,6 +216,10 @@ def _clean(ds: Dataset, *, names: _Pseudonyms, options: AnonymizationOptions) ->
             if PRIVATE_ACTION == "X":
                 del ds[tag]
             continue
+        if tag.element == 0x0000:
+            # Group lengths (retired) would be wrong once attributes are removed.
+            del ds[tag]
+            continue
         action = _action_for(elem, options)
         _apply(ds, elem, action, names=names, options=options)
 

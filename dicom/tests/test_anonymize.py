@@ -181,6 +181,13 @@ def test_identifying_attributes_are_removed_emptied_or_replaced():
     assert out.ReferencedImageSequence[0].ReferencedSOPClassUID == source.SOPClassUID
 
 
+def test_stale_group_lengths_are_dropped():
+    source = identified_ct()
+    source.add_new(0x00080000, "UL", 1234)
+    out = roundtrip(anonymize(source))
+    assert 0x00080000 not in out
+
+
 def test_the_source_dataset_is_left_untouched():
     source = identified_ct()
     anonymize(source)
