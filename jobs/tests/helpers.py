@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import io
 
-from django.core.management import call_command
-
 
 def jpeg_bytes(*, width: int = 64, height: int = 48, color: tuple = (200, 30, 90)) -> bytes:
     from PIL import Image, ImageDraw
@@ -41,7 +39,23 @@ def b64(data: bytes) -> str:
 
 
 def worker_drain() -> None:
-    """Run every queued task with django-tasks-db's own worker loop, then return."""
-    call_command(
-        "db_worker", batch=True, reload=False, startup_delay=False, interval=0, verbosity=0
+    """Run every ready task through django-tasks-db's own ``Worker.run_task`` (claim, run,
+    record the result), in this process and this test's transaction. The real
+    ``db_worker``/``jobs_worker`` loop is exercised in subprocesses by test_processes.py;
+    in-process it would close the test's database connection between tasks."""
+    from django_tasks_db.management.commands.db_worker import Worker
+    from django_tasks_db.models import DBTaskResult
+
+    worker = Worker(
+        queue_names=["default"],
+        interval=0,
+        batch=True,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="test",
+        excluded_queue_names=[],
     )
+    while (task := DBTaskResult.objects.ready().first()) is not None:
+        task.claim("test")
+        worker.run_task(task)

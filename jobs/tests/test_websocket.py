@@ -16,7 +16,8 @@ from dicom.tests.factories import ct_variant
 from jobs.batches import batch_create_from_uploads
 from jobs.services import job_run
 
-pytestmark = pytest.mark.django_db
+# Committed data: the consumer, like every Channels database call, closes stale connections.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 PATH = "/ws/processing/"
 
