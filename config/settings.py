@@ -303,3 +303,14 @@ LOGGING = {
         "pynetdicom": {"level": envstr("PYNETDICOM_LOG_LEVEL", "WARNING")},
     },
 }
+
+# --- DICOM networking: the SCP of `manage.py dicom_scp` (dicom/dimse) ---------------------
+# DICOM_SCP_ALLOWED maps calling AE titles to the user they act as:
+# "MODALITY1=owner@example.com,*=archive@example.com". Without a "*" entry, other AE
+# titles are rejected; when empty, every AE is accepted and stores without an owner
+# (visible to staff only).
+DICOM_SCP_AE_TITLE = envstr("DICOM_SCP_AE_TITLE", "LIGHTBOX")
+DICOM_SCP_HOST = envstr("DICOM_SCP_HOST", "0.0.0.0")
+DICOM_SCP_PORT = envint("DICOM_SCP_PORT", 11112)
+DICOM_SCP_ALLOWED = envstr("DICOM_SCP_ALLOWED", "")
+DICOM_SCP_MAX_ASSOCIATIONS = envint("DICOM_SCP_MAX_ASSOCIATIONS", 10)

@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("viewer/", include("viewer.urls")),
+    path("dicomweb/", include("dicom.dicomweb.urls")),
     path("", include("jobs.urls")),
     path("viewer/api/", include("analysis.urls")),
     path("", include("developers.urls")),
