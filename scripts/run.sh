@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 .venv/bin/pip install -q -r requirements.txt
 .venv/bin/python manage.py migrate --noinput
 .venv/bin/python manage.py demo_user
-.venv/bin/python manage.py db_worker --no-reload &
+.venv/bin/python manage.py jobs_worker --no-reload &
 worker=$!
 trap 'kill "$worker" 2>/dev/null || true' EXIT INT TERM
 .venv/bin/uvicorn config.asgi:application --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}"
