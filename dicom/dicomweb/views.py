@@ -8,10 +8,14 @@ themselves); errors are still JSON through the project's exception handler.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import reverse
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
@@ -40,7 +44,17 @@ class _NoNegotiation(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
+class _DicomwebSchema(AutoSchema):
+    """Operation ids from the route, since one view serves several levels:
+    ``GET /dicomweb/studies/{study}/series`` → ``dicomweb_get_studies_study_series``."""
+
+    def get_operation_id(self) -> str:
+        words = [w.strip("{}") for w in self.path.split("/") if w and w != "dicomweb"]
+        return "dicomweb_" + "_".join([self.method.lower(), *words])
+
+
 class DicomwebView(APIView):
+    schema = _DicomwebSchema()
     renderer_classes = [JSONRenderer]
     parser_classes: list[Any] = []  # bodies are read as streams, never parsed by DRF
     content_negotiation_class = _NoNegotiation
@@ -52,6 +66,26 @@ class DicomwebView(APIView):
             if header:
                 return header
         return None
+
+
+def streaming_body(request: Request, chunks: Iterator[bytes]) -> Any:
+    """The body iterator for ``StreamingHttpResponse``: under ASGI an async iterator that
+    pulls each chunk in a worker thread (Django would otherwise buffer a sync iterator
+    whole), under WSGI the plain iterator."""
+    if isinstance(request._request, ASGIRequest):
+        return _async_chunks(chunks)
+    return chunks
+
+
+async def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    pull = sync_to_async(next, thread_sensitive=False)
+    try:
+        while (chunk := await pull(chunks, None)) is not None:
+            yield chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            await sync_to_async(close, thread_sensitive=False)()
 
 
 def studies_url(request: Request) -> str:
@@ -141,7 +175,6 @@ def _qido_answer(request: Request, result: qido.QidoResult) -> HttpResponse:
 
 class StudiesView(DicomwebView):
     @extend_schema(
-        operation_id="dicomweb_search_studies",
         tags=TAG,
         parameters=QIDO_PARAMS,
         responses=QIDO_RESPONSES,
@@ -155,7 +188,6 @@ class StudiesView(DicomwebView):
         return _qido_answer(request, result)
 
     @extend_schema(
-        operation_id="dicomweb_store_instances",
         tags=TAG,
         request={"multipart/related": OpenApiTypes.BINARY},
         responses={
@@ -191,7 +223,6 @@ class StudyStoreView(StudiesView):
     """``POST /studies/{study}``; ``GET`` retrieves the study (see :class:`RetrieveView`)."""
 
     @extend_schema(
-        operation_id="dicomweb_retrieve_study",
         tags=TAG,
         responses={
             200: OpenApiResponse(
@@ -206,7 +237,6 @@ class StudyStoreView(StudiesView):
 
 class SeriesSearchView(DicomwebView):
     @extend_schema(
-        operation_id="dicomweb_search_series",
         tags=TAG,
         parameters=QIDO_PARAMS,
         responses=QIDO_RESPONSES,
@@ -222,7 +252,6 @@ class SeriesSearchView(DicomwebView):
 
 class InstanceSearchView(DicomwebView):
     @extend_schema(
-        operation_id="dicomweb_search_instances",
         tags=TAG,
         parameters=QIDO_PARAMS,
         responses=QIDO_RESPONSES,
@@ -272,7 +301,9 @@ def _retrieve(
     )
     boundary = boundary_new()
     response = StreamingHttpResponse(
-        multipart_stream(wado.dicom_parts(instances, ts), boundary=boundary),
+        streaming_body(
+            request, multipart_stream(wado.dicom_parts(instances, ts), boundary=boundary)
+        ),
         content_type=multipart_content_type(
             part_type="application/dicom",
             boundary=boundary,
@@ -284,7 +315,6 @@ def _retrieve(
 
 class SeriesRetrieveView(DicomwebView):
     @extend_schema(
-        operation_id="dicomweb_retrieve_series",
         tags=TAG,
         responses={200: OpenApiResponse(OpenApiTypes.BINARY)},
         description=RETRIEVE_DESCRIPTION,
@@ -295,7 +325,6 @@ class SeriesRetrieveView(DicomwebView):
 
 class InstanceRetrieveView(DicomwebView):
     @extend_schema(
-        operation_id="dicomweb_retrieve_instance",
         tags=TAG,
         responses={200: OpenApiResponse(OpenApiTypes.BINARY), 406: OpenApiResponse()},
         description=RETRIEVE_DESCRIPTION,
@@ -306,7 +335,6 @@ class InstanceRetrieveView(DicomwebView):
 
 class MetadataView(DicomwebView):
     @extend_schema(
-        operation_id="dicomweb_retrieve_metadata",
         tags=TAG,
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="application/dicom+json"),
@@ -355,7 +383,6 @@ def _metadata_accept(request: Request) -> None:
 
 class BulkdataView(DicomwebView):
     @extend_schema(
-        operation_id="dicomweb_retrieve_bulkdata",
         tags=TAG,
         responses={200: OpenApiResponse(OpenApiTypes.BINARY)},
         description=(
@@ -389,14 +416,13 @@ def _octets(request: Request, payloads: list[bytes], media: str, ts: str) -> Htt
     part_type = media + (f"; transfer-syntax={ts}" if ts else "")
     parts = [({"Content-Type": part_type}, iter([p])) for p in payloads]
     return StreamingHttpResponse(
-        multipart_stream(parts, boundary=boundary),
+        streaming_body(request, multipart_stream(parts, boundary=boundary)),
         content_type=multipart_content_type(part_type=media, boundary=boundary, transfer_syntax=ts),
     )
 
 
 class FramesView(DicomwebView):
     @extend_schema(
-        operation_id="dicomweb_retrieve_frames",
         tags=TAG,
         responses={
             200: OpenApiResponse(OpenApiTypes.BINARY),
@@ -454,7 +480,6 @@ class RenderedView(DicomwebView):
     thumbnail = False
 
     @extend_schema(
-        operation_id="dicomweb_rendered",
         tags=TAG,
         parameters=RENDER_PARAMS,
         responses={
@@ -509,7 +534,6 @@ class ThumbnailView(RenderedView):
     thumbnail = True
 
     @extend_schema(
-        operation_id="dicomweb_thumbnail",
         tags=TAG,
         parameters=RENDER_PARAMS,
         responses={200: OpenApiResponse(OpenApiTypes.BINARY)},

@@ -317,3 +317,21 @@ def test_a_study_stored_by_stow_is_in_the_viewer_api(owner_client, stored):
     response = owner_client.get("/viewer/api/studies/")
     assert response.status_code == 200
     assert str(study.study_instance_uid) in response.content.decode()
+
+
+def test_retrieve_streams_under_asgi_as_well(stored, owner, async_client):
+    from asgiref.sync import async_to_sync
+
+    async_client.force_login(owner)
+
+    async def fetch():
+        response = await async_client.get(
+            f"/dicomweb/studies/{stored['study']}", headers={"accept": DICOM_ACCEPT}
+        )
+        assert response.status_code == 200 and response.is_async
+        return response, b"".join([chunk async for chunk in response.streaming_content])
+
+    response, content = async_to_sync(fetch)()
+    boundary = media_type_parse(response["Content-Type"]).params["boundary"]
+    parts = [b.read() for _h, b in MultipartReader(io.BytesIO(content), boundary).parts()]
+    assert len(parts) == 2 and all(p[128:132] == b"DICM" for p in parts)
