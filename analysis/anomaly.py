@@ -46,6 +46,8 @@ MAD_TO_SIGMA = 1.4826
 CLIP_KAPPA = 2.5
 CLIP_PASSES = 3
 MIN_WEIGHT = 1e-3
+DECIMATE_FROM_SIGMA = 8.0
+DECIMATE_PER_SIGMA = 4.0
 
 
 def anomaly_parameters(parameters: dict[str, Any], *, spacing_available: bool) -> dict[str, Any]:
@@ -145,13 +147,53 @@ def _masked_gaussian(
     values: np.ndarray, mask: np.ndarray, sigma: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian mean of ``values`` over ``mask`` only (normalised convolution) and its
-    weight (the masked fraction of the kernel)."""
+    weight (the masked fraction of the kernel).
+
+    Wide kernels (sigma >= 8 px) run on a grid decimated by ``k = sigma // 4`` (block sums)
+    and are interpolated back: the cost no longer grows with sigma, and the extra blur of
+    the k-pixel blocks is a few percent of sigma.
+    """
     from scipy import ndimage
 
-    weight = ndimage.gaussian_filter(mask.astype(np.float64), sigma, mode="constant")
-    total = ndimage.gaussian_filter(np.where(mask, values, 0.0), sigma, mode="constant")
+    factor = int(sigma // DECIMATE_PER_SIGMA) if sigma >= DECIMATE_FROM_SIGMA else 1
+    weights = mask.astype(np.float64)
+    sums = np.where(mask, values, 0.0)
+    if factor > 1:
+        weights, sums = _block_sum(weights, factor), _block_sum(sums, factor)
+    weight = ndimage.gaussian_filter(weights, sigma / factor, mode="constant", truncate=3.0)
+    total = ndimage.gaussian_filter(sums, sigma / factor, mode="constant", truncate=3.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(weight > MIN_WEIGHT, total / weight, 0.0), weight
+        mean = np.where(weight > MIN_WEIGHT, total / weight, 0.0)
+    if factor > 1:
+        weight = _upsample(weight / factor**2, values.shape, factor)
+        mean = _upsample(mean, values.shape, factor)
+    return mean, weight
+
+
+def _block_sum(image: np.ndarray, factor: int) -> np.ndarray:
+    rows, columns = image.shape
+    padded = np.pad(image, ((0, -rows % factor), (0, -columns % factor)))
+    shape = (padded.shape[0] // factor, factor, padded.shape[1] // factor, factor)
+    return padded.reshape(shape).sum(axis=(1, 3))
+
+
+def _upsample(image: np.ndarray, shape: tuple[int, ...], factor: int) -> np.ndarray:
+    """Separable bilinear interpolation of a ``factor``-block grid back to ``shape``: block
+    ``i`` covers pixels ``[i k, (i + 1) k)``, so pixel ``r`` sits at ``(r + 0.5) / k - 0.5``."""
+    rows = _interpolate_axis(image, shape[0], factor, axis=0)
+    return _interpolate_axis(rows, shape[1], factor, axis=1)
+
+
+def _interpolate_axis(image: np.ndarray, size: int, factor: int, axis: int) -> np.ndarray:
+    last = image.shape[axis] - 1
+    position = np.clip((np.arange(size) + 0.5) / factor - 0.5, 0, last)
+    low = np.floor(position).astype(np.intp)
+    high = np.minimum(low + 1, last)
+    weight = position - low
+    shape = [1, 1]
+    shape[axis] = size
+    weight = weight.reshape(shape)
+    return np.take(image, low, axis=axis) * (1 - weight) + np.take(image, high, axis=axis) * weight
 
 
 def _robust_sigma(values: np.ndarray) -> float:

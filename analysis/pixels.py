@@ -51,7 +51,7 @@ def frame_load(
         file_window = rendering.window_default(_header(source), frame)
         raw = np.asarray(rendering.frame_pixels(source=source, frame=frame))
     colour = raw.ndim == 3
-    values = _luminance(raw) if colour else raw.astype(np.float64)
+    values = np.nan_to_num(_luminance(raw) if colour else raw.astype(np.float64))
     chosen, origin = _window(values, window, file_window)
     return Frame(
         values=values,
