@@ -87,7 +87,9 @@ def frame_values(*, instance: Instance, frame: int) -> tuple[np.ndarray, dict[st
     from dicom import rendering
 
     with instance_source(instance) as source:
-        ds = pydicom.dcmread(source, stop_before_pixels=True, force=True)
+        # Deferred reading parses the whole file (so the pixel element's keyword is known)
+        # without loading any large value into memory.
+        ds = pydicom.dcmread(source, defer_size=1024, force=True)
         if hasattr(source, "seek"):
             source.seek(0)
         values = np.asarray(rendering.frame_pixels(source=source, frame=frame))
@@ -110,7 +112,7 @@ def voi_default(
     function = str(getattr(ds, "VOILUTFunction", "") or "LINEAR").strip().upper()
     if window is None:
         window, function = _min_max(values), "LINEAR_EXACT"
-    float_data = any(key in instance.header for key in ("7FE00008", "7FE00009"))
+    float_data = any(key in ds for key in ("FloatPixelData", "DoubleFloatPixelData"))  # type: ignore[operator]
     if float_data and function == "LINEAR":
         function = "LINEAR_EXACT"
     if function not in {"LINEAR", "LINEAR_EXACT", "SIGMOID"}:

@@ -285,7 +285,26 @@ def test_another_user_gets_404_on_the_study_page(chromium, live_server, owner, o
     context.close()
 
 
-@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm"])
+RENDER_SAMPLES = [
+    "CT_small.dcm",  # signed CT, file window
+    "MR_small.dcm",  # unsigned MR, file window
+    "corpus:dx_image.dcm",  # MONOCHROME1: inverted display
+    "corpus:parametric_map_float.dcm",  # Float Pixel Data: LINEAR_EXACT, min/max window
+    "corpus:emri_small.dcm",  # enhanced MR: window from the functional groups
+    "corpus:ct.0.dcm",  # 512x512 CT without a window: min/max
+]
+
+
+def render_sample(name: str) -> Path:
+    if not name.startswith("corpus:"):
+        return sample_path(name)
+    path = Path(settings.LIGHTBOX_SAMPLES_DIR) / name.removeprefix("corpus:")
+    if not path.exists():
+        pytest.skip(f"dicom-samples corpus not found at {path.parent} (set LIGHTBOX_SAMPLES_DIR)")
+    return path
+
+
+@pytest.mark.parametrize("name", RENDER_SAMPLES)
 def test_the_canvas_matches_the_server_render_at_the_default_window(
     chromium, live_server, owner, name
 ):
@@ -295,7 +314,7 @@ def test_the_canvas_matches_the_server_render_at_the_default_window(
 
     api = APIClient()
     api.force_authenticate(owner)
-    uploaded = upload(api, sample_path(name))
+    uploaded = upload(api, render_sample(name))
     context, s = open_session(chromium, live_server, f"render-{name}")
     s.login(owner.email)
     s.goto(f"/viewer/studies/{uploaded['study_id']}/")
@@ -329,5 +348,145 @@ def test_the_viewer_fills_a_4k_screen_and_rejects_non_dicom_with_a_reason(
     s.shot("study-4k-1x2")
     scale = s.page.evaluate("window.lightbox.active.view.scale")
     assert scale > 5, "a 64x64 MR fills most of a 4K viewport"
+    assert s.errors == []
+    context.close()
+
+
+def drag(page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(*end, steps=6)
+    page.mouse.up()
+
+
+def test_angle_ellipse_text_invert_zoom_and_layout_tools_work(chromium, live_server, owner):
+    from rest_framework.test import APIClient
+
+    from viewer.models import Annotation, Measurement
+    from viewer.tests.helpers import upload
+
+    api = APIClient()
+    api.force_authenticate(owner)
+    study_id = upload(api, sample_path("CT_small.dcm"))["study_id"]
+    context, s = open_session(chromium, live_server, "tools")
+    page = s.page
+    s.login(owner.email)
+    s.goto(f"/viewer/studies/{study_id}/")
+    wait_for_image(page)
+
+    # Angle: first arm by dragging (p1 -> vertex), third point by a click: a right angle.
+    page.keyboard.press("a")
+    drag(page, screen_point(page, 30, 30), screen_point(page, 60, 30))
+    page.mouse.move(*screen_point(page, 60, 70), steps=4)
+    page.mouse.down()
+    page.mouse.up()
+    # Ellipse ROI with HU statistics.
+    page.keyboard.press("e")
+    drag(page, screen_point(page, 70, 70), screen_point(page, 110, 100))
+    page.wait_for_function(
+        "document.querySelectorAll('#measurement-list [data-measurement-id]"
+        ':not([data-measurement-id=""])\').length === 2'
+    )
+    angle = Measurement.objects.get(measurement_type="angle")
+    assert angle.value == pytest.approx(90, abs=0.5)
+    assert angle.unit == "deg"
+    assert "90.0°" in page.inner_text("#measurement-list")
+    ellipse_text = page.inner_text("#measurement-list [data-measurement-type=ellipse]")
+    assert "HU" in ellipse_text and "mm²" in ellipse_text
+
+    # Text annotation through the inline input.
+    page.keyboard.press("t")
+    page.mouse.click(*screen_point(page, 20, 110))
+    page.fill(".viewport.active .text-input", "Suspicious area")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "document.querySelectorAll('#measurement-list [data-annotation-id]').length === 1"
+    )
+    assert Annotation.objects.get().text == "Suspicious area"
+    s.shot("angle-ellipse-text")
+
+    # Delete the angle from the side panel.
+    page.click("#measurement-list [data-measurement-type=angle] button")
+    page.wait_for_function(
+        "!document.querySelector('#measurement-list [data-measurement-type=angle]')"
+    )
+    assert not Measurement.objects.filter(measurement_type="angle").exists()
+
+    # Invert flips every displayed pixel.
+    before = image_canvas(page)
+    page.keyboard.press("i")
+    np.testing.assert_array_equal(image_canvas(page), 255 - before)
+    assert "Inverted" in corner(page, "br")
+
+    # Ctrl+wheel zooms, the pan tool moves, F fits again.
+    box = page.locator(".viewport.active canvas.lb-overlay").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    fitted = page.evaluate("window.lightbox.active.view.scale")
+    page.keyboard.down("Control")
+    page.mouse.wheel(0, -400)
+    page.keyboard.up("Control")
+    assert page.evaluate("window.lightbox.active.view.scale") > fitted
+    page.keyboard.press("p")
+    tx = page.evaluate("window.lightbox.active.view.tx")
+    drag(page, (box["x"] + 300, box["y"] + 300), (box["x"] + 380, box["y"] + 330))
+    assert page.evaluate("window.lightbox.active.view.tx") == pytest.approx(tx + 80, abs=2)
+    s.shot("zoomed-panned")
+    page.keyboard.press("f")
+    assert page.evaluate("window.lightbox.active.view.scale") == pytest.approx(fitted)
+
+    # Two viewports side by side; the download link serves the original.
+    page.keyboard.press("Shift+2")
+    page.wait_for_function("document.querySelectorAll('.viewport canvas.lb-image').length === 2")
+    wait_for_image(page)
+    href = page.get_attribute("#download", "href")
+    status = page.evaluate("async (u) => (await fetch(u)).status", href)
+    assert href.endswith("/file/") and status == 200
+    s.shot("layout-1x2")
+    assert s.errors == []
+    context.close()
+
+
+def test_the_study_list_searches_sorts_and_accepts_a_dropped_zip(
+    chromium, live_server, owner, tmp_path
+):
+    import zipfile
+
+    archive = tmp_path / "two-studies.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(sample_path("CT_small.dcm"), "a/CT_small.dcm")
+        zf.write(sample_path("MR_small.dcm"), "b/MR_small.dcm")
+    context, s = open_session(chromium, live_server, "list")
+    page = s.page
+    s.login(owner.email)
+    payload = base64.b64encode(archive.read_bytes()).decode()
+    page.evaluate(
+        """(b64) => { const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], 'two-studies.zip', {type: 'application/zip'}));
+        const zone = document.getElementById('drop-zone');
+        zone.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true}));
+        zone.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true})); }""",
+        payload,
+    )
+    page.wait_for_selector(".batch.done")
+    page.wait_for_function("document.querySelectorAll('#study-table tbody tr').length === 2")
+    assert "2 stored" in page.inner_text(".batch.done")
+    s.shot("zip-dropped")
+
+    page.select_option("select[name=modality]", "MR")
+    page.click("#search-form button[type=submit]")
+    page.wait_for_function("document.querySelectorAll('#study-table tbody tr').length === 1")
+    assert "MR" in page.inner_text("#study-table tbody")
+    page.click("#search-form button[type=reset]")
+    page.wait_for_function("document.querySelectorAll('#study-table tbody tr').length === 2")
+
+    page.click("th[data-sort=patient_name]")
+    page.wait_for_selector("th[data-sort=patient_name].sorted-desc")
+    page.click("th[data-sort=patient_name]")
+    page.wait_for_selector("th[data-sort=patient_name].sorted-asc")
+    names = page.locator("#study-table tbody tr td:first-child").all_inner_texts()
+    assert names == sorted(names, key=str.lower) or names == sorted(names)
+    s.shot("sorted-by-name")
+    assert "Page 1 of 1" in page.inner_text("#page-info")
     assert s.errors == []
     context.close()

@@ -275,7 +275,7 @@ class StudyApp {
     const items = [
       ...entry.measurements.map((m) => this.measurementItem(vp, m)),
       ...entry.annotations.map((a) => el("li", { dataset: { annotationId: String(a.id) } },
-        el("span", {}, el("span", { class: "m-kind", text: "Text " }), el("span", { class: "m-value", text: `“${a.text}” (frame ${a.frame + 1})` })),
+        el("span", {}, el("span", { class: "m-kind", text: "Text " }), el("span", { class: "m-value", text: `“${a.text}”${image.number_of_frames > 1 ? ` (frame ${a.frame + 1})` : ""}` })),
         el("button", { title: "Delete", "aria-label": "Delete annotation", onclick: () => this.annotations.remove("annotations", a) }, "×"))),
     ];
     list.replaceChildren(...items);
@@ -296,7 +296,10 @@ class StudyApp {
     const input = el("input", { class: "text-input", type: "text", placeholder: "Annotation text, Enter to save", maxlength: "1024" });
     input.style.left = `${sx}px`;
     input.style.top = `${sy}px`;
+    let finished = false;
     const done = (save) => {
+      if (finished) return;
+      finished = true;
       const text = input.value.trim();
       input.remove();
       if (save && text) {

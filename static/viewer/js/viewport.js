@@ -73,10 +73,9 @@ export class Viewport {
     if (token !== this.loadToken) return;
     this.status.hidden = true;
     this.image.hidden = false;
-    const sizeChanged = !this.frame || this.frame.rows !== data.rows || this.frame.cols !== data.cols;
     this.frame = data;
     this.paint();
-    if (sizeChanged && this.view.fitted) this.fit();
+    if (this.view.fitted) this.fit();
     else this.applyTransform();
     this.app.annotations.load(image.id).then(() => { if (token === this.loadToken) { this.drawOverlay(); this.app.viewportChanged(this); } });
     this.app.cache.prefetch(this.stack, this.pos);
@@ -136,8 +135,9 @@ export class Viewport {
     const f = this.frame;
     const w = this.root.clientWidth, h = this.root.clientHeight;
     if (!f || !w || !h) return;
-    const scale = Math.min(w / f.cols, h / f.rows);
-    this.view = { scale, tx: (w - f.cols * scale) / 2, ty: (h - f.rows * scale) / 2, fitted: true };
+    const a = this.aspect;
+    const scale = Math.min(w / f.cols, h / (f.rows * a));
+    this.view = { scale, tx: (w - f.cols * scale) / 2, ty: (h - f.rows * scale * a) / 2, fitted: true };
     this.applyTransform();
   }
 
@@ -153,8 +153,8 @@ export class Viewport {
 
   applyTransform() {
     const { scale, tx, ty } = this.view;
-    this.image.style.transform = `translate(${tx}px, ${ty}px) scale(${scale})`;
-    this.image.classList.toggle("pixelated", scale >= 3);
+    this.image.style.transform = `translate(${tx}px, ${ty}px) scale(${scale}, ${scale * this.aspect})`;
+    this.image.classList.toggle("pixelated", !this.view.fitted && scale >= 8);
     this.drawOverlay();
     this.updateCorners();
   }
@@ -167,8 +167,15 @@ export class Viewport {
     else this.drawOverlay();
   }
 
-  toImage(sx, sy) { return [(sx - this.view.tx) / this.view.scale, (sy - this.view.ty) / this.view.scale]; }
-  toScreen(p) { return [this.view.tx + p[0] * this.view.scale, this.view.ty + p[1] * this.view.scale]; }
+  // Rows are drawn taller or shorter than columns when Pixel Spacing is not square, so the
+  // anatomy keeps its true proportions (row spacing / column spacing).
+  get aspect() {
+    const s = this.spacing;
+    return s ? s[0] / s[1] : 1;
+  }
+
+  toImage(sx, sy) { return [(sx - this.view.tx) / this.view.scale, (sy - this.view.ty) / (this.view.scale * this.aspect)]; }
+  toScreen(p) { return [this.view.tx + p[0] * this.view.scale, this.view.ty + p[1] * this.view.scale * this.aspect]; }
 
   get spacing() {
     const s = this.current && this.current.image.pixel_spacing;
