@@ -223,3 +223,19 @@ def test_key_routes_need_authentication():
     assert APIClient().get("/api-keys/").status_code == 401
     assert APIClient().post("/api-keys/", {"name": "k"}).status_code == 401
     assert APIClient().delete("/api-keys/delete/abc/").status_code == 401
+
+
+def test_jwt_authentication_ignores_an_api_key_header_and_vice_versa(api_key, developer):
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+    from rest_framework_simplejwt.authentication import JWTAuthentication
+
+    from developers.authentication import ApiKeyAuthentication
+
+    factory = APIRequestFactory()
+    keyed = Request(factory.get("/", HTTP_AUTHORIZATION=f"ApiKey {api_key}"))
+    assert JWTAuthentication().authenticate(keyed) is None
+    user, key = ApiKeyAuthentication().authenticate(keyed)
+    assert (user, key.prefix) == (developer, api_key.partition(".")[0])
+    bearer_request = Request(factory.get("/", HTTP_AUTHORIZATION="Bearer abc.def.ghi"))
+    assert ApiKeyAuthentication().authenticate(bearer_request) is None
