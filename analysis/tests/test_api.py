@@ -98,3 +98,17 @@ def test_the_routes_are_documented_in_the_openapi_schema(staff):
     }
     assert {"viewer_image_analyze", "viewer_image_analyses", "viewer_image_predict"} <= operations
     assert "/viewer/api/images/{image_id}/predict/" in schema["paths"]
+
+
+def test_the_project_urls_route_to_the_analysis_views():
+    from django.urls import resolve
+
+    from analysis import api
+
+    routes = {
+        "/viewer/api/images/7/analyze/": api.AnalyzeView,
+        "/viewer/api/images/7/analyses/": api.AnalysesListView,
+        "/viewer/api/images/7/predict/": api.PredictView,
+    }
+    for path, view in routes.items():
+        assert resolve(path, urlconf="config.urls").func.view_class is view
