@@ -39,7 +39,7 @@ def envlist(name: str, default: str = "") -> list[str]:
 
 DEBUG = envbool("DEBUG", True)
 SECRET_KEY = envstr("SECRET_KEY") or (
-    "dev-only-insecure-key-change-me" if DEBUG else ""
+    "dev-only-insecure-key-change-me-never-use-in-production" if DEBUG else ""
 )
 if not SECRET_KEY:
     raise RuntimeError("SECRET_KEY must be set when DEBUG is off")
@@ -194,6 +194,10 @@ LIGHTBOX_MAX_RENDER_PIXELS = envint("LIGHTBOX_MAX_RENDER_PIXELS", 64 * 1024 * 10
 LIGHTBOX_ANONYMIZATION_KEY = envstr("LIGHTBOX_ANONYMIZATION_KEY") or (
     "dev-only-anonymization-key" if DEBUG else SECRET_KEY + ":anonymization"
 )
+# Encryption at rest of stored files (off by default): "id1:<base64 32 bytes>,id2:..."
+# and the id new files use. See dicom/encryption.py.
+LIGHTBOX_ENCRYPTION_KEYS = envstr("LIGHTBOX_ENCRYPTION_KEYS")
+LIGHTBOX_ENCRYPTION_KEY_ID = envstr("LIGHTBOX_ENCRYPTION_KEY_ID")
 # Real-world test corpus used by the test-suite (tests skip with a reason when absent).
 LIGHTBOX_SAMPLES_DIR = Path(
     envstr("LIGHTBOX_SAMPLES_DIR", str(BASE_DIR.parent / "shared" / "dicom-samples"))
@@ -212,6 +216,8 @@ DATA_UPLOAD_MAX_NUMBER_FILES = envint("DATA_UPLOAD_MAX_NUMBER_FILES", 1000)
 LIGHTBOX_JOB_STALE_SECONDS = envint("LIGHTBOX_JOB_STALE_SECONDS", 120)
 LIGHTBOX_JOB_HEARTBEAT_SECONDS = envint("LIGHTBOX_JOB_HEARTBEAT_SECONDS", 10)
 LIGHTBOX_JOB_ITEM_MAX_ATTEMPTS = envint("LIGHTBOX_JOB_ITEM_MAX_ATTEMPTS", 3)
+# Tasks enqueued per job: that many workers share a job's items (skip-locked rows).
+LIGHTBOX_JOB_PARALLEL_TASKS = envint("LIGHTBOX_JOB_PARALLEL_TASKS", 2)
 LIGHTBOX_MAX_BATCH_FILES = envint("LIGHTBOX_MAX_BATCH_FILES", 10_000)
 # Exports up to this many images (and frames) stream at once; larger ones become a job.
 LIGHTBOX_EXPORT_SYNC_MAX_IMAGES = envint("LIGHTBOX_EXPORT_SYNC_MAX_IMAGES", 20)
@@ -295,8 +301,16 @@ USE_TZ = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "config.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": envstr("LOG_FORMAT", "plain" if DEBUG else "json"),
+        }
+    },
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     "loggers": {
         "pydicom": {"level": "ERROR"},

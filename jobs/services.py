@@ -134,10 +134,15 @@ def job_enqueue(*, job: Job) -> None:
 
 
 def task_enqueue_now(*, job_id: Any) -> str:
+    """Enqueue the job's task, plus helper tasks so that several workers share its items
+    (``LIGHTBOX_JOB_PARALLEL_TASKS``); recovery follows the first task."""
     from jobs.tasks import job_run_task
 
     result = job_run_task.enqueue(str(job_id))
     Job.objects.filter(pk=job_id).update(task_id=str(result.id))
+    total = JobItem.objects.filter(job_id=job_id).count()
+    for _ in range(min(getattr(settings, "LIGHTBOX_JOB_PARALLEL_TASKS", 2), total) - 1):
+        job_run_task.enqueue(str(job_id))
     logger.info("job enqueued id=%s task=%s", job_id, result.id)
     return str(result.id)
 
@@ -221,7 +226,20 @@ def _job_claim(job_id: Any) -> Job | None:
     return job
 
 
+def _item_claimable(item_pk: int) -> bool:
+    """Pending and not being worked on by another worker right now (its row lock is
+    skipped, not waited for, so several workers share one job's items in parallel)."""
+    with transaction.atomic():
+        return (
+            JobItem.objects.select_for_update(skip_locked=True)
+            .filter(pk=item_pk, status=JobItem.Status.PENDING)
+            .exists()
+        )
+
+
 def _item_run(*, job: Job, kind: JobKind, item_pk: int) -> None:
+    if not _item_claimable(item_pk):
+        return
     # Count the attempt first, in its own commit: an item that kills its worker every
     # time (a codec crash, memory exhaustion) is given up instead of looping forever.
     JobItem.objects.filter(pk=item_pk).update(attempts=F("attempts") + 1)
@@ -236,9 +254,9 @@ def _item_run(*, job: Job, kind: JobKind, item_pk: int) -> None:
         return
     try:
         with transaction.atomic():
-            locked = JobItem.objects.select_for_update().get(pk=item_pk)
-            if locked.status != JobItem.Status.PENDING:
-                return  # another worker did it meanwhile
+            locked = JobItem.objects.select_for_update(skip_locked=True).filter(pk=item_pk).first()
+            if locked is None or locked.status != JobItem.Status.PENDING:
+                return  # another worker has it, or did it meanwhile
             result = kind.item_run(job=job, item=locked) or {}
             locked.status = JobItem.Status.DONE
             locked.result = result
@@ -277,10 +295,30 @@ def _job_finish(*, job: Job, kind: JobKind) -> Job:
     from jobs import events
 
     _job_recount(job)
-    job.message = ""
     if job.processed < job.total:
         # Items still pending: another worker holds them; it will finish the job.
         return job
+    with transaction.atomic():
+        # Two workers may end together: the job row lock lets exactly one finalise.
+        current = Job.objects.select_for_update().get(pk=job.pk)
+        if current.is_finished:
+            return current
+        _job_finalize(job=job, kind=kind)
+    inputs_delete(job=job)
+    logger.info(
+        "job finished id=%s kind=%s status=%s items=%s failed=%s",
+        job.pk,
+        job.kind,
+        job.status,
+        job.total,
+        job.failed,
+    )
+    events.job_progress_publish(job=job)
+    return job
+
+
+def _job_finalize(*, job: Job, kind: JobKind) -> None:
+    job.message = ""
     try:
         if kind.finalize is not None:
             job.result_name = kind.finalize(job=job) or ""
@@ -296,17 +334,6 @@ def _job_finish(*, job: Job, kind: JobKind) -> Job:
         job.status, job.message = Job.Status.FAILED, "An internal error stopped the job."
     job.finished_at = timezone.now()
     job.save(update_fields=["status", "message", "result_name", "result_size", "finished_at"])
-    inputs_delete(job=job)
-    logger.info(
-        "job finished id=%s kind=%s status=%s items=%s failed=%s",
-        job.pk,
-        job.kind,
-        job.status,
-        job.total,
-        job.failed,
-    )
-    events.job_progress_publish(job=job)
-    return job
 
 
 def job_fail(*, job: Job, message: str) -> None:
