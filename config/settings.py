@@ -324,7 +324,7 @@ LOGGING = {
 # titles are rejected; when empty, every AE is accepted and stores without an owner
 # (visible to staff only).
 DICOM_SCP_AE_TITLE = envstr("DICOM_SCP_AE_TITLE", "LIGHTBOX")
-DICOM_SCP_HOST = envstr("DICOM_SCP_HOST", "0.0.0.0")
+DICOM_SCP_HOST = envstr("DICOM_SCP_HOST", "0.0.0.0")  # noqa: S104 - devices connect over the network
 DICOM_SCP_PORT = envint("DICOM_SCP_PORT", 11112)
 DICOM_SCP_ALLOWED = envstr("DICOM_SCP_ALLOWED", "")
 DICOM_SCP_MAX_ASSOCIATIONS = envint("DICOM_SCP_MAX_ASSOCIATIONS", 10)
