@@ -203,3 +203,44 @@ def test_an_administrator_registers_a_model_in_the_admin(django_user_model, clie
     model = PredictionModel.objects.get(name="admin-tiny")
     assert model.file.name.startswith("models/")
     assert len(model.sha256) == 64
+
+
+def test_changing_a_models_input_size_in_the_admin_rechecks_the_stored_file(
+    django_user_model, client
+):
+    admin_user = django_user_model.objects.create_superuser(
+        email="admin@example.com", password="pass-1234-word"
+    )
+    client.force_login(admin_user)
+    model = register("resized", height=8, width=8)
+    form = {
+        "name": "resized",
+        "version": "2",
+        "description": "",
+        "input_width": 16,
+        "input_height": 16,
+        "input_channels": 1,
+        "normalization": "window",
+        "window_center": "",
+        "window_width": "",
+        "mean": 0,
+        "std": 1,
+        "output_activation": "softmax",
+        "output_labels": '["normal", "bright", "dark"]',
+        "is_active": "on",
+    }
+    change = f"/admin/analysis/predictionmodel/{model.pk}/change/"
+
+    refused = client.post(change, form)
+    accepted = client.post(change, {**form, "input_width": 8, "input_height": 8})
+
+    assert refused.status_code == 200 and b"expects input" in refused.content
+    assert accepted.status_code == 302
+    model.refresh_from_db()
+    assert model.version == "2" and model.sha256 == register_sha(8, 8)
+
+
+def register_sha(height: int, width: int) -> str:
+    import hashlib
+
+    return hashlib.sha256(tiny_onnx(height=height, width=width)).hexdigest()
