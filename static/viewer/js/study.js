@@ -4,6 +4,7 @@ import { getJSON, sendJSON, el, ApiError } from "./http.js";
 import { PRESETS, roiStats, lengthOf, angleOf, fmt } from "./imaging.js";
 import { Viewport } from "./viewport.js";
 import { renderDataset } from "./metadata.js";
+import { runAction } from "./jobs.js";
 
 const CACHE_LIMIT = 160;
 const PREFETCH = 4;
@@ -381,6 +382,8 @@ class StudyApp {
       e.target.dataset.touched = "1";
       if (this.cine) this.cine.fps = Math.max(1, Math.min(60, Number(e.target.value) || 10));
     });
+    document.getElementById("export").addEventListener("click", () => this.exportSeries());
+    document.getElementById("anonymize").addEventListener("click", () => this.anonymizeStudy());
     document.getElementById("panel-toggle").addEventListener("click", () => this.togglePanel());
     document.getElementById("help-toggle").addEventListener("click", () => this.toggleHelp());
     document.getElementById("help-close").addEventListener("click", () => this.toggleHelp(false));
@@ -393,6 +396,26 @@ class StudyApp {
         for (const body of document.querySelectorAll("[data-tab-body]")) body.hidden = body.dataset.tabBody !== tab.dataset.tab;
       });
     }
+  }
+
+  exportSeries() {
+    const vp = this.active;
+    if (!vp || !vp.series) return null;
+    return runAction({
+      title: `Export series ${vp.series.number ?? ""}`,
+      url: "/viewer/api/export/images/",
+      body: { image_ids: vp.series.images.map((im) => im.id), format: "png", include_metadata: true },
+      filename: `series-${vp.series.id}-export.zip`,
+    });
+  }
+
+  anonymizeStudy() {
+    return runAction({
+      title: "Anonymise study",
+      url: `/viewer/api/studies/${this.studyId}/anonymize/`,
+      body: { keep_dates: false, keep_uid_structure: true },
+      filename: `study-${this.studyId}-anonymised.zip`,
+    });
   }
 
   togglePanel() {

@@ -362,7 +362,14 @@ export class Viewport {
     ctx.font = `${size}px system-ui, sans-serif`;
     ctx.textBaseline = "top";
     ctx.shadowColor = "#000"; ctx.shadowBlur = 3;
-    text.split("\n").forEach((line, i) => ctx.fillText(line, x, y + i * (size + 3)));
+    const lines = text.split("\n");
+    const width = Math.max(...lines.map((line) => ctx.measureText(line).width));
+    const height = lines.length * (size + 3);
+    const w = this.root.clientWidth, h = this.root.clientHeight;
+    // Keep the label inside the viewport: flip it to the left/above when it would overflow.
+    if (x + width > w - 4) x = Math.max(4, x - width - 16);
+    if (y + height > h - 4) y = Math.max(4, h - height - 4);
+    lines.forEach((line, i) => ctx.fillText(line, x, y + i * (size + 3)));
     ctx.shadowBlur = 0;
   }
 
