@@ -55,6 +55,7 @@ class Session:
         self.goto("/viewer/login/")
         self.page.fill("#id_username", email)
         self.page.fill("#id_password", password)
+        self.shot("login")
         self.page.click("#login-submit")
         self.page.wait_for_url(re.compile(r".*/viewer/$"))
 

@@ -143,7 +143,16 @@ def test_a_clinician_uploads_views_windows_measures_and_plays_cine(
     assert "Im: 1/3" in corner(page, "bl")
     assert "W: 400 L: 40" in corner(page, "br")
 
-    # Scroll to another slice with the wheel, then with the keyboard.
+    # Neighbouring slices are prefetched while the first one is shown.
+    page.wait_for_function("window.lightbox.cache.map.size >= 3")
+
+    # Scroll with the scrollbar, back with the wheel... then with the keyboard.
+    page.eval_on_selector(
+        ".viewport.active .slice-bar",
+        "(bar) => { bar.value = '2'; bar.dispatchEvent(new Event('input')); }",
+    )
+    page.wait_for_function("window.lightbox.active.pos === 2")
+    page.keyboard.press("Home")
     box = page.locator(".viewport.active canvas.lb-overlay").bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.wheel(0, 120)

@@ -50,6 +50,11 @@ async function walkEntry(entry, out) {
   }
 }
 
+function sizeText(bytes) {
+  if (bytes < 1024 * 1024) return `${Math.max(1, Math.round(bytes / 1024))} KB`;
+  return `${(bytes / 1048576).toFixed(1)} MB`;
+}
+
 function uploadBatch(files, onProgress) {
   return new Promise((resolve) => {
     const form = new FormData();
@@ -94,7 +99,7 @@ export class Uploader {
     const status = el("span", { class: "batch-status muted", text: "waiting" });
     const total = batch.reduce((s, f) => s + f.size, 0);
     const row = el("div", { class: "batch", dataset: { batch: String(this.counter) } },
-      el("span", { text: `Batch ${this.counter}: ${batch.length} file(s), ${(total / 1048576).toFixed(1)} MB` }),
+      el("span", { text: `Batch ${this.counter}: ${batch.length} file(s), ${sizeText(total)}` }),
       bar, status);
     this.batchesBox.prepend(row);
     return { row, bar, status };
