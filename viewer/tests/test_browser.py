@@ -415,6 +415,18 @@ def test_angle_ellipse_text_invert_zoom_and_layout_tools_work(chromium, live_ser
     assert Annotation.objects.get().text == "Suspicious area"
     s.shot("angle-ellipse-text")
 
+    # Drag the angle's last point onto the first arm's line: the edit is saved (PATCH).
+    with page.expect_response(lambda r: r.request.method == "PATCH") as patched:
+        drag(page, screen_point(page, 60, 70), screen_point(page, 90, 30))
+    assert patched.value.status == 200
+    page.wait_for_function(
+        "document.querySelector('#measurement-list [data-measurement-type=angle]')"
+        ".innerText.includes('180.0°')"
+    )
+    angle.refresh_from_db()
+    assert angle.coordinates[2] == pytest.approx([90, 30], abs=0.05)
+    assert angle.value == pytest.approx(180, abs=0.5)
+
     # Delete the angle from the side panel.
     page.click("#measurement-list [data-measurement-type=angle] button")
     page.wait_for_function(

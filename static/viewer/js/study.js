@@ -103,6 +103,16 @@ class AnnotationStore {
     this.app.refreshPanel();
   }
 
+  async updateMeasurement(item, before) {
+    try {
+      await sendJSON("PATCH", `/viewer/api/measurements/${item.id}/`, { coordinates: item.coordinates, value: item.value, unit: item.unit });
+    } catch (error) {
+      item.coordinates = before;
+      this.app.toast(`Measurement not updated: ${error.message}`);
+    }
+    this.app.redrawAll();
+  }
+
   async saveAnnotation(payload) {
     const entry = this.forImage(payload.image_id);
     try {

@@ -210,6 +210,11 @@ export class Viewport {
       this.finishDrawing();
       return;
     }
+    const handle = e.button === 0 && !this.drawing ? this.handleAt(sx, sy) : null;
+    if (handle) {
+      this.drag = { tool: "handle", sx, sy, lastX: sx, lastY: sy, handle };
+      return;
+    }
     this.drag = { tool, sx, sy, lastX: sx, lastY: sy, window: this.window, view: { ...this.view } };
     const type = tool === "length" ? "line" : tool;
     if (TWO_POINT.has(type) || type === "angle") {
@@ -229,7 +234,15 @@ export class Viewport {
       return;
     }
     const d = this.drag;
-    if (!d) return;
+    if (!d) {
+      this.overlay.style.cursor = this.handleAt(sx, sy) ? "move" : "";
+      return;
+    }
+    if (d.tool === "handle") {
+      d.handle.item.coordinates[d.handle.index] = this.toImage(sx, sy);
+      this.drawOverlay();
+      return;
+    }
     const dx = sx - d.lastX, dy = sy - d.lastY;
     d.lastX = sx; d.lastY = sy;
     if (d.tool === "wl" && d.window) {
@@ -251,6 +264,7 @@ export class Viewport {
   pointerUp(e) {
     const d = this.drag;
     this.drag = null;
+    if (d && d.tool === "handle") { this.finishHandle(d); return; }
     if (!d || !this.drawing) return;
     const [sx, sy] = this.local(e);
     const moved = Math.hypot(sx - d.sx, sy - d.sy) > 3;
@@ -262,6 +276,33 @@ export class Viewport {
       return;
     }
     this.finishDrawing();
+  }
+
+  // The end point (or ROI corner) of a saved measurement under the pointer, if any: dragging
+  // it edits the measurement (PATCH), whatever tool is active.
+  handleAt(sx, sy) {
+    if (!this.current || !this.frame) return null;
+    const { image, frame } = this.current;
+    for (const item of this.app.annotations.forImage(image.id).measurements) {
+      if (item.frame !== frame || !item.id) continue;
+      const index = item.coordinates.findIndex((p) => {
+        const [px, py] = this.toScreen(p);
+        return Math.hypot(px - sx, py - sy) <= 6;
+      });
+      if (index >= 0) return { item, index, before: item.coordinates.map((p) => [...p]) };
+    }
+    return null;
+  }
+
+  finishHandle(d) {
+    const { item, before } = d.handle;
+    const moved = item.coordinates.some((p, i) => Math.hypot(p[0] - before[i][0], p[1] - before[i][1]) > 0.01);
+    if (!moved) return;
+    item.coordinates = item.coordinates.map((p) => p.map((v) => Math.round(v * 100) / 100));
+    const { value, unit } = this.measure(item.measurement_type, item.coordinates);
+    item.value = Math.round(value * 1000) / 1000;
+    item.unit = unit;
+    this.app.annotations.updateMeasurement(item, before).then(() => { this.drawOverlay(); this.app.viewportChanged(this); });
   }
 
   cancelDrawing() { this.drawing = null; this.drag = null; this.drawOverlay(); }
