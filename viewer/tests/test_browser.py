@@ -528,3 +528,28 @@ def test_the_study_list_searches_sorts_and_accepts_a_dropped_zip(
     assert "Page 1 of 1" in page.inner_text("#page-info")
     assert s.errors == []
     context.close()
+
+
+def test_a_colour_image_is_shown_from_the_server_render(chromium, live_server, owner):
+    from rest_framework.test import APIClient
+
+    from viewer.tests.helpers import upload
+
+    api = APIClient()
+    api.force_authenticate(owner)
+    uploaded = upload(api, sample_path("SC_rgb_rle_2frame.dcm"))
+    context, s = open_session(chromium, live_server, "colour")
+    s.login(owner.email)
+    s.goto(f"/viewer/studies/{uploaded['study_id']}/")
+    wait_for_image(s.page)
+    assert "W/L: n/a (colour)" in corner(s.page, "br")
+    png = api.get(f"/viewer/api/images/{uploaded['uploaded_files'][0]['image_id']}/preview/")
+    server = np.asarray(Image.open(io.BytesIO(png.content)).convert("RGB"), dtype=np.int16)
+    assert np.abs(image_canvas(s.page) - server[..., 0]).max() <= 1
+    s.page.keyboard.press("ArrowDown")
+    s.page.wait_for_function(
+        "document.querySelector('.viewport.active [data-corner=bl]').innerText.includes('Fr: 2/2')"
+    )
+    s.shot("colour-frame-2")
+    assert s.errors == []
+    context.close()
