@@ -28,6 +28,8 @@ from django.http.request import split_domain_port, validate_host
 
 from jobs.events import STAFF_GROUP, auth_group, user_group
 
+FINAL_STATUSES = {"completed", "failed"}
+
 AUTH_TIMEOUT = 10.0
 CLOSE_UNAUTHENTICATED = 4401
 SEEN_EVENTS = 256
@@ -158,8 +160,23 @@ class ProcessingConsumer(AsyncJsonWebsocketConsumer):
         return True
 
     async def job_progress(self, event: dict[str, Any]) -> None:
-        if self._first_time(event):
+        if self._first_time(event) and self._advances(event):
             await self.send_json({k: v for k, v in event.items() if k != "event_id"})
+
+    def _advances(self, event: dict[str, Any]) -> bool:
+        """Several workers share a job and publish independently, so their events can
+        arrive out of order: never send a job's progress backwards, nor anything after
+        its final event."""
+        progress = getattr(self, "progress", None)
+        if progress is None:
+            progress = self.progress = {}
+        job_id, processed = event.get("job_id"), event.get("processed", 0)
+        final = event.get("status") in FINAL_STATUSES
+        seen_processed, seen_final = progress.get(job_id, (-1, False))
+        if seen_final or processed < seen_processed:
+            return False
+        progress[job_id] = (processed, final)
+        return True
 
     async def image_uploaded(self, event: dict[str, Any]) -> None:
         if self._first_time(event):

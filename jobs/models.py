@@ -90,6 +90,8 @@ class JobItem(models.Model):
     result = models.JSONField(default=dict, blank=True)
     error = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # The worker (host:pid) that finished the item: several workers share a job.
+    worker = models.CharField(max_length=128, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

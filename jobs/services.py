@@ -260,8 +260,9 @@ def _item_run(*, job: Job, kind: JobKind, item_pk: int) -> None:
             result = kind.item_run(job=job, item=locked) or {}
             locked.status = JobItem.Status.DONE
             locked.result = result
+            locked.worker = worker_name()
             locked.finished_at = timezone.now()
-            locked.save(update_fields=["status", "result", "finished_at"])
+            locked.save(update_fields=["status", "result", "worker", "finished_at"])
     except LightboxError as exc:
         logger.info("job item failed job=%s item=%s code=%s", job.pk, item.index, exc.code)
         _item_fail(item_pk, exc.payload())
@@ -272,7 +273,7 @@ def _item_run(*, job: Job, kind: JobKind, item_pk: int) -> None:
 
 def _item_fail(item_pk: int, error: dict[str, Any]) -> None:
     JobItem.objects.filter(pk=item_pk, status=JobItem.Status.PENDING).update(
-        status=JobItem.Status.FAILED, error=error, finished_at=timezone.now()
+        status=JobItem.Status.FAILED, error=error, worker=worker_name(), finished_at=timezone.now()
     )
 
 

@@ -71,6 +71,21 @@ class ServerProcess:
         result = self.manage("shell", "-c", code)
         assert result.returncode == 0, result.stderr
 
+    def spawn(self, *args: str) -> subprocess.Popen:
+        """Another process of this deployment, e.g. a task worker."""
+        return subprocess.Popen(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=self._log(),
+            stderr=subprocess.STDOUT,
+        )
+
+    def _log(self):  # an open file handed to the child process
+        """Each process logs to a file in its folder, for failure reports."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        return (self.workdir / "process.log").open("ab")
+
     def start(self) -> None:
         self.process = subprocess.Popen(
             [
@@ -87,8 +102,8 @@ class ServerProcess:
             ],
             cwd=ROOT,
             env=self.env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=self._log(),
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -111,3 +126,23 @@ class ServerProcess:
         if self.process and self.process.poll() is None:
             self.process.send_signal(sig)
             self.process.wait(timeout=30)
+
+
+def moto_start() -> tuple[str, subprocess.Popen]:
+    """A real S3-compatible server (moto's server mode) on a free port."""
+    port = free_port()
+    binary = Path(sys.executable).parent / "moto_server"
+    process = subprocess.Popen(
+        [str(binary), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return f"http://127.0.0.1:{port}", process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the S3 server did not start")

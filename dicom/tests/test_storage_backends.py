@@ -6,12 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 
 import boto3
 import pydicom
@@ -25,38 +20,17 @@ from PIL import Image
 from dicom import encryption
 from dicom.models import Instance
 from dicom.tests.factories import ct_small_path, ct_variant
+from dicom.tests.server import moto_start
 
 pytestmark = pytest.mark.django_db
 KEY_A = base64.b64encode(b"A" * 32).decode()
 KEY_B = base64.b64encode(b"B" * 32).decode()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_server():
-    port = _free_port()
-    binary = Path(sys.executable).parent / "moto_server"
-    process = subprocess.Popen(
-        [str(binary), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("the S3 server did not start")
-    yield f"http://127.0.0.1:{port}"
+    url, process = moto_start()
+    yield url
     process.terminate()
     process.wait(timeout=10)
 
