@@ -37,11 +37,6 @@ PIXEL_TAGS = {
     0x7FE00008: "FloatPixelData",
     0x7FE00009: "DoubleFloatPixelData",
 }
-PIXEL_TAG_BYTES = frozenset(
-    (tag >> 16).to_bytes(2, order) + (tag & 0xFFFF).to_bytes(2, order)
-    for tag in PIXEL_TAGS
-    for order in ("little", "big")
-)
 UNDEFINED_LENGTH = 0xFFFFFFFF
 MAX_FIELDS = 200
 
@@ -49,7 +44,6 @@ MSG_BAD_FORMAT = "Unknown return_format {value!r}: use png, jpeg or gif."
 MSG_UNKNOWN_FIELDS = "Unknown DICOM keyword(s) in fields: {names}."
 MSG_TOO_MANY_FIELDS = "At most {limit} fields may be requested."
 MSG_NO_MEMBERS = "The archive holds no DICOM file."
-MSG_TRUNCATED = "The DICOM dataset is truncated or damaged after byte {position}."
 
 
 class ReadError(LightboxError):
@@ -137,54 +131,9 @@ def staged_read(*, staged: StagedFile, fields: list[str] | None, fmt: str) -> di
 
 
 def header_parse(staged: StagedFile) -> Dataset:
-    """The header without pixel data, with the hostile-input checks of
-    :func:`dicom.ingest.header_read` (declared lengths, plausibility without a preamble,
-    impossible image sizes) but without the UIDs the archive needs to *store* a file:
-    reading one needs none."""
-    if staged.size == 0:
-        raise InvalidDicomFile(ingest.MSG_EMPTY)
-    with staged.path.open("rb") as fh:
-        preamble = fh.read(132)
-        has_magic = len(preamble) == 132 and preamble[128:132] == b"DICM"
-        fh.seek(0)
-        try:
-            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=not has_magic)
-            _check_consumed(fh, ds, staged.size)
-            ingest._check_raw_lengths(ds, staged.size)
-            for elem in ds.iterall():  # convert every value now: bad ones fail here
-                _ = elem.value
-        except LightboxError:
-            raise
-        except RecursionError:
-            raise InvalidDicomFile(ingest.MSG_UNREADABLE.format(reason="sequences nested too deep"))
-        except Exception as exc:  # noqa: BLE001 - any parse failure is "not readable DICOM"
-            raise InvalidDicomFile(ingest.MSG_UNREADABLE.format(reason=type(exc).__name__))
-    if not has_magic and not ingest._looks_like_dicom(ds):
-        raise InvalidDicomFile(ingest.MSG_NOT_DICOM)
-    try:
-        ingest._check_pixel_size(ds, staged.size)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise InvalidDicomFile(ingest.MSG_UNREADABLE.format(reason=type(exc).__name__))
-    return ds
-
-
-def _check_consumed(fh: IO[bytes], ds: Dataset, size: int) -> None:
-    """pydicom stops quietly at an element cut inside its 8-byte header: the last element
-    read must end where the header read stopped (end of file or the pixel data tag)."""
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None and str(meta.get("TransferSyntaxUID", "")) == ingest.DEFLATED:
-        return  # pydicom parsed an inflated copy: positions in ``fh`` don't apply
-    position = fh.tell()
-    if position < size and fh.read(4) not in PIXEL_TAG_BYTES:
-        raise InvalidDicomFile(MSG_TRUNCATED.format(position=position))
-    if not ds._dict:
-        return
-    last = ds._dict[max(ds._dict)]
-    value_tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
-    if value_tell is None or length is None or length == UNDEFINED_LENGTH:
-        return
-    if value_tell + length < position:
-        raise InvalidDicomFile(MSG_TRUNCATED.format(position=value_tell + length))
+    """The header without pixel data, with every hostile-input check of the ingest
+    pipeline but without the UIDs the archive needs to *store* a file."""
+    return ingest.header_read(staged, require_uids=False)
 
 
 def _attributes(

@@ -20,7 +20,6 @@ from typing import IO, Any
 import pydicom
 from django.db import IntegrityError, transaction
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
 from dicom.errors import (
     DuplicateInstanceConflict,
@@ -50,6 +49,7 @@ MSG_TRUNCATED = "The DICOM dataset is truncated: element {tag} claims {length} b
 MSG_PIXELS_SHORT = (
     "The image declares {expected} bytes of pixel data but the file holds only {size} bytes."
 )
+MSG_CUT = "The DICOM dataset is truncated or damaged after byte {position}."
 MSG_DICOMDIR = "A DICOMDIR is a media index, not an instance; upload the files it lists."
 
 STATUS_STORED = "stored"
@@ -118,8 +118,15 @@ def staged_ingest(
         staged.discard()
 
 
-def header_read(staged: StagedFile) -> Dataset:
-    """Parse and validate the header of a staged file without reading pixel data."""
+def header_read(staged: StagedFile, *, require_uids: bool = True) -> Dataset:
+    """Parse and validate the header of a staged file without reading pixel data.
+
+    Hostile-input checks: an empty file, no DICM prefix and no plausible dataset, a file cut
+    inside an element, declared lengths beyond the file, sequences nested too deep, an image
+    size the pixel data cannot hold. ``require_uids`` adds what the archive needs to *store*
+    a file (the three UIDs, not a DICOMDIR); reading one (``read/file``) needs none. The
+    DICOM JSON of the header (bulk values as markers) is attached as ``lightbox_header``.
+    """
     if staged.size == 0:
         raise InvalidDicomFile(MSG_EMPTY)
     with staged.path.open("rb") as fh:
@@ -128,6 +135,7 @@ def header_read(staged: StagedFile) -> Dataset:
         fh.seek(0)
         try:
             ds = pydicom.dcmread(fh, stop_before_pixels=True, force=not has_magic)
+            _check_consumed(fh, ds, staged.size)
             _check_raw_lengths(ds, staged.size)
             # Convert every element now, so that bad values fail here, not in a view.
             header = ds.to_json_dict(
@@ -139,22 +147,21 @@ def header_read(staged: StagedFile) -> Dataset:
             raise
         except RecursionError:
             raise InvalidDicomFile(MSG_UNREADABLE.format(reason="sequences nested too deep"))
-        except (
-            InvalidDicomError,
-            EOFError,
-            OSError,
-            ValueError,
-            TypeError,
-            KeyError,
-            AttributeError,
-            IndexError,
-            OverflowError,
-            UnicodeError,
-            NotImplementedError,
-        ) as exc:
+        except Exception as exc:  # noqa: BLE001 - any parse failure is "not readable DICOM"
             raise InvalidDicomFile(MSG_UNREADABLE.format(reason=type(exc).__name__))
     if not has_magic and not _looks_like_dicom(ds):
         raise InvalidDicomFile(MSG_NOT_DICOM)
+    if require_uids:
+        _check_storable(ds)
+    try:
+        _check_pixel_size(ds, staged.size)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidDicomFile(MSG_UNREADABLE.format(reason=type(exc).__name__))
+    ds.lightbox_header = header  # type: ignore[attr-defined]
+    return ds
+
+
+def _check_storable(ds: Dataset) -> None:
     if str(getattr(ds.file_meta, "MediaStorageSOPClassUID", "")) == "1.2.840.10008.1.3.10":
         raise InvalidDicomFile(MSG_DICOMDIR, code="dicomdir")
     for keyword in REQUIRED_UIDS:
@@ -163,9 +170,32 @@ def header_read(staged: StagedFile) -> Dataset:
             raise MissingRequiredTag(MSG_MISSING_UID.format(keyword=keyword), tag=keyword)
         if len(value) > 64 or not UID_RE.match(value):
             raise MissingRequiredTag(MSG_BAD_UID.format(keyword=keyword), tag=keyword)
-    _check_pixel_size(ds, staged.size)
-    ds.lightbox_header = header  # type: ignore[attr-defined]
-    return ds
+
+
+PIXEL_TAG_BYTES = frozenset(
+    (tag >> 16).to_bytes(2, order) + (tag & 0xFFFF).to_bytes(2, order)
+    for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float, Double Float
+    for order in ("little", "big")
+)
+
+
+def _check_consumed(fh: IO[bytes], ds: Dataset, size: int) -> None:
+    """pydicom stops quietly at an element cut inside its 8-byte header: the last element
+    read must end where the header read stopped (end of file or the pixel data tag)."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and str(meta.get("TransferSyntaxUID", "")) == DEFLATED:
+        return  # pydicom parsed an inflated copy: positions in ``fh`` don't apply
+    position = fh.tell()
+    if position < size and fh.read(4) not in PIXEL_TAG_BYTES:
+        raise InvalidDicomFile(MSG_CUT.format(position=position))
+    if not ds._dict:
+        return
+    last = ds._dict[max(ds._dict)]
+    value_tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
+    if value_tell is None or length is None or length == UNDEFINED_LENGTH:
+        return
+    if value_tell + length < position:
+        raise InvalidDicomFile(MSG_CUT.format(position=value_tell + length))
 
 
 def _bulk_marker(elem: Any) -> str:

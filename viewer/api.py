@@ -83,6 +83,7 @@ def image_json(instance: Instance) -> dict[str, Any]:
         "columns": instance.columns,
         "number_of_frames": instance.number_of_frames,
         "photometric_interpretation": instance.photometric_interpretation,
+        "samples_per_pixel": instance.samples_per_pixel,
         "bits_stored": instance.bits_stored,
         "transfer_syntax_uid": instance.transfer_syntax_uid,
         "window_width": instance.window_width,

@@ -72,6 +72,13 @@ def test_a_truncated_dataset_is_refused(owner_client, isolated_storage):
     assert_refused(owner_client, isolated_storage, "cut.dcm", data)
 
 
+def test_a_dataset_cut_inside_an_element_header_is_refused(owner_client, isolated_storage):
+    data = ct_small_path().read_bytes()
+    at = data.index(struct.pack("<HH", 0x0020, 0x0011) + b"IS")  # after the three UIDs
+    body = assert_refused(owner_client, isolated_storage, "cut.dcm", data[: at + 3])
+    assert "truncated" in body["errors"][0]["error"]
+
+
 def _with_long_length_field(data: bytes) -> bytes:
     """Rewrite (0008,0020) StudyDate's 2-byte explicit-VR length... by making it a UN
     element whose 4-byte length claims nearly 4 GB."""
