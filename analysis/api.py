@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analysis import jobs as analysis_jobs
 from analysis import services
 from analysis.anomaly import DISCLAIMER
 from analysis.errors import BadAnalysisParameter
@@ -213,3 +214,91 @@ class PredictView(APIView):
             },
             status=201,
         )
+
+
+SERIES_ANALYZE_DESCRIPTION = """
+Queues a background job running one analysis (same body as
+`POST /viewer/api/images/{id}/analyze/`: `analysis_type`, `parameters`, optional `frame`
+and, for `roi_measurement`, `roi`) on every instance of a series you may see. Answers 202
+with the job; follow it with `status_url` (`GET /jobs/{id}/`, `?items=1` lists every image
+with its `analysis_id`) or the `/ws/processing/` WebSocket (`job.progress` events). Each
+image's result is stored like a single-image analysis and listed by
+`GET /viewer/api/images/{id}/analyses/`. When the job ends, `summary_url` gives the summary:
+counts, per-image result ids, failures and, for anomaly detection, the regions found.
+Parameters are checked before anything is queued (400); an image that cannot be analysed
+(frame out of range, colour image for ROI statistics) fails alone. Another user's series
+is a 404. **A visual aid, not a diagnosis.**
+"""
+
+
+def analysis_job_json(job: Any) -> dict[str, Any]:
+    from jobs.services import job_json
+
+    return {
+        **job_json(job),
+        "series_id": job.params.get("series_id"),
+        "analysis_type": job.params.get("analysis_type"),
+        "status_url": f"/jobs/{job.pk}/",
+        "summary_url": f"/viewer/api/analysis-jobs/{job.pk}/",
+    }
+
+
+class SeriesAnalyzeView(APIView):
+    @extend_schema(
+        operation_id="viewer_series_analyze",
+        request=AnalyzeInput,
+        responses={202: OpenApiTypes.OBJECT, **ERROR_RESPONSES},
+        description=SERIES_ANALYZE_DESCRIPTION,
+        examples=[
+            OpenApiExample(
+                "Anomaly detection", value={"analysis_type": "anomaly_detection"}, request_only=True
+            ),
+            OpenApiExample(
+                "queued",
+                response_only=True,
+                status_codes=["202"],
+                value={
+                    "job_id": "0b9e...",
+                    "kind": "series_analysis",
+                    "status": "queued",
+                    "total": 3,
+                    "processed": 0,
+                    "percentage": 0.0,
+                    "status_url": "/jobs/0b9e.../",
+                    "summary_url": "/viewer/api/analysis-jobs/0b9e.../",
+                },
+            ),
+        ],
+    )
+    def post(self, request: Request, series_id: int) -> Response:
+        series = selectors.series_get(user=request.user, pk=series_id)
+        data = AnalyzeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        args = data.validated_data
+        job = analysis_jobs.series_analysis_start(
+            series=series,
+            owner=request.user,
+            analysis_type=args["analysis_type"],
+            frame=args["frame"],
+            parameters=args["parameters"],
+            roi_shape=args["roi"],
+        )
+        return Response({**analysis_job_json(job), "disclaimer": DISCLAIMER}, status=202)
+
+
+class AnalysisJobView(APIView):
+    @extend_schema(
+        operation_id="viewer_analysis_job",
+        responses={200: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT},
+        description="A series analysis job: its status and counts and, once finished, its "
+        "`summary` (`total`, `analysed`, `failed`, `results` [{image_id, analysis_id}], and "
+        "for anomaly detection `regions_found` and `images_with_regions`). Your own jobs "
+        "only (staff: anyone's); another user's job is a 404.",
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        from jobs.services import job_get
+
+        job = job_get(user=request.user, pk=job_id, kind=analysis_jobs.JOB_KIND)
+        body = analysis_job_json(job)
+        body["summary"] = job.params.get("summary")
+        return Response({**body, "disclaimer": DISCLAIMER})
