@@ -50,7 +50,8 @@ function saveBlob(blob, filename) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
-// POST a JSON body; a ZIP answer downloads at once, a 202 job is followed to its result.
+// POST a JSON body; a ZIP answer downloads at once, a 202 job is followed to its result (or,
+// with no filename, to its end: jobs without a result file, such as a series analysis).
 export async function runAction({ title, url, body, filename }) {
   const ui = row(title);
   let response;
@@ -97,7 +98,9 @@ function follow(job, ui, filename) {
         listeners.delete(job.job_id);
         clearInterval(timer);
         ui.node.classList.add(j.status === "completed" ? "done" : "failed");
-        if (j.status === "completed") {
+        if (j.status === "completed" && !filename) {
+          ui.status.textContent = `completed ${j.processed ?? 0}/${j.total ?? "?"}${j.message ? ` · ${j.message}` : ""}`;
+        } else if (j.status === "completed") {
           const href = j.result_url || job.result_url || `/jobs/${job.job_id}/result/`;
           ui.status.replaceChildren(el("a", { href, download: filename, text: `Download ${filename}` }));
         }

@@ -5,6 +5,7 @@ import { PRESETS, roiStats, lengthOf, angleOf, fmt } from "./imaging.js";
 import { Viewport } from "./viewport.js";
 import { renderDataset } from "./metadata.js";
 import { runAction } from "./jobs.js";
+import { AnalysisPanel } from "./analysis.js";
 
 const CACHE_LIMIT = 160;
 const PREFETCH = 4;
@@ -140,6 +141,7 @@ class StudyApp {
     this.studyId = Number(root.dataset.studyId);
     this.cache = new FrameCache();
     this.annotations = new AnnotationStore(this);
+    this.analysis = new AnalysisPanel(this);
     this.headers = new Map();
     this.names = null;
     this.viewports = [];
@@ -156,6 +158,7 @@ class StudyApp {
     this.seriesList = groupSeries(data.images);
     this.renderSeries();
     this.bindToolbar();
+    this.analysis.bind();
     this.bindKeys();
     this.setLayout("1x1");
     if (!this.seriesList.length) this.viewports[0].status.textContent = "This study has no images.";
@@ -291,6 +294,7 @@ class StudyApp {
     ];
     list.replaceChildren(...items);
     document.getElementById("measurement-empty").hidden = items.length > 0;
+    this.analysis.refresh();
   }
 
   measurementItem(vp, m) {

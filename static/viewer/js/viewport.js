@@ -115,6 +115,7 @@ export class Viewport {
       ctx.drawImage(f.bitmap, 0, 0);
       ctx.filter = "none";
     }
+    this.app.analysis?.paintOver(this, ctx);
     this.updateCorners();
   }
 
@@ -372,6 +373,7 @@ export class Viewport {
       const label = d.type === "angle" && d.points.length < 3 ? "" : this.labelFor({ measurement_type: d.type, coordinates: d.points, value: null });
       this.drawShape(ctx, d.type, d.points, label);
     }
+    this.app.analysis?.drawOverlay(this, ctx);
   }
 
   drawShape(ctx, type, points, label) {
