@@ -42,6 +42,7 @@ KIND_MODULES = {
     "batch_upload": "jobs.batches",
     "export": "jobs.export",
     "anonymize": "dicom.anonymize",
+    "series_analysis": "analysis.jobs",
 }
 
 ItemRun = Callable[..., dict[str, Any] | None]
