@@ -48,6 +48,7 @@ ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost 127.0.0.1 [::1] testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 
 VAR_DIR = Path(envstr("LIGHTBOX_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite, media and staging of a fresh clone
 
 INSTALLED_APPS = [
     "django.contrib.admin",
