@@ -138,11 +138,7 @@ def header_read(staged: StagedFile, *, require_uids: bool = True) -> Dataset:
             _check_consumed(fh, ds, staged.size)
             _check_raw_lengths(ds, staged.size)
             # Convert every element now, so that bad values fail here, not in a view.
-            header = ds.to_json_dict(
-                bulk_data_threshold=1024,
-                bulk_data_element_handler=_bulk_marker,
-                suppress_invalid_tags=True,
-            )
+            header = header_json(ds)
         except LightboxError:
             raise
         except RecursionError:
@@ -196,6 +192,27 @@ def _check_consumed(fh: IO[bytes], ds: Dataset, size: int) -> None:
         return
     if value_tell + length < position:
         raise InvalidDicomFile(MSG_CUT.format(position=value_tell + length))
+
+
+def header_json(ds: Dataset) -> dict[str, Any]:
+    """The header as DICOM JSON, bulk values as ``bulk/GGGGEEEE`` markers; an element
+    whose value cannot be converted is left out.
+
+    Not ``Dataset.to_json_dict(suppress_invalid_tags=True)``: that switches pydicom's
+    *global* reading validation to "raise" while it runs, which makes reads in other
+    threads (concurrent requests) fail on values they would otherwise accept.
+    """
+    header = {}
+    for tag in ds.keys():  # noqa: SIM118 - iterating a Dataset yields elements, not tags
+        try:
+            header[f"{tag:08X}"] = ds[tag].to_json_dict(
+                bulk_data_element_handler=_bulk_marker, bulk_data_threshold=1024
+            )
+        except (RecursionError, LightboxError):
+            raise
+        except Exception:  # noqa: BLE001 - one bad value must not sink the header
+            logger.info("header element left out tag=%08X", tag)
+    return header
 
 
 def _bulk_marker(elem: Any) -> str:
