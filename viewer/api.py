@@ -27,6 +27,7 @@ from dicom.deletion import instance_delete, study_delete
 from dicom.errors import LightboxError
 from dicom.ingest import IngestOutcome, outcomes_ingest
 from dicom.models import Instance, Series, Study
+from dicom.negotiation import JsonErrorsNegotiation
 from dicom.previews import instance_render, parse_size, parse_window, render_format
 from dicom.storage import StagedFile, blob_reader, staging_write
 
@@ -472,6 +473,8 @@ class ImageDataView(APIView):
 
 
 class ImagePreviewView(APIView):
+    content_negotiation_class = JsonErrorsNegotiation
+
     @extend_schema(
         operation_id="viewer_image_preview",
         parameters=[*RENDER_PARAMS, OpenApiParameter("format", str)],
@@ -514,6 +517,8 @@ class ImageHeaderView(APIView):
 
 
 class ImageFileView(APIView):
+    content_negotiation_class = JsonErrorsNegotiation
+
     @extend_schema(
         operation_id="viewer_image_file",
         responses={(200, "application/dicom"): OpenApiTypes.BINARY},

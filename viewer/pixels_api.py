@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from dicom import selectors
 from dicom.errors import LightboxError
 from dicom.models import Instance
+from dicom.negotiation import JsonErrorsNegotiation
 from dicom.previews import instance_source
 
 logger = logging.getLogger(__name__)
@@ -131,6 +132,8 @@ def _min_max(values: np.ndarray) -> tuple[float, float]:
 
 
 class ImagePixelsView(APIView):
+    content_negotiation_class = JsonErrorsNegotiation
+
     @extend_schema(
         operation_id="viewer_image_pixels",
         parameters=[OpenApiParameter("frame", int, description="0-based frame index (default 0)")],

@@ -18,7 +18,6 @@ from django.urls import reverse
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -26,22 +25,13 @@ from rest_framework.views import APIView
 from dicom.dicomweb import json as dj
 from dicom.dicomweb import qido, stow, wado
 from dicom.dicomweb.multipart import boundary_new, multipart_content_type, multipart_stream
+from dicom.negotiation import JsonErrorsNegotiation
 from dicom.previews import instance_render
 
 logger = logging.getLogger(__name__)
 
 DICOM_JSON = "application/dicom+json"
 TAG = ["DICOMweb"]
-
-
-class _NoNegotiation(BaseContentNegotiation):
-    """Always JSON for errors; DICOM media types are negotiated by the services."""
-
-    def select_parser(self, request: Any, parsers: Any) -> Any:
-        return parsers[0] if parsers else None
-
-    def select_renderer(self, request: Any, renderers: Any, format_suffix: Any = None) -> Any:
-        return renderers[0], renderers[0].media_type
 
 
 class _DicomwebSchema(AutoSchema):
@@ -57,7 +47,7 @@ class DicomwebView(APIView):
     schema = _DicomwebSchema()
     renderer_classes = [JSONRenderer]
     parser_classes: list[Any] = []  # bodies are read as streams, never parsed by DRF
-    content_negotiation_class = _NoNegotiation
+    content_negotiation_class = JsonErrorsNegotiation
 
     def get_authenticate_header(self, request: Request) -> str | None:
         """401 (not 403) with a challenge when any authenticator offers one."""

@@ -253,3 +253,17 @@ def test_reads_and_stores_leave_an_audit_trail_without_patient_data(owner_client
     assert all(e.user_id == owner.pk for e in events)
     assert events[-1].instance_id == image
     assert "CompressedSamples" not in " ".join(str(vars(e)) for e in events)
+
+
+def test_image_routes_honour_an_image_accept_header(owner_client):
+    image_id = upload(owner_client, ct_small_path().read_bytes())["image_id"]
+    preview = owner_client.get(f"/viewer/api/images/{image_id}/preview/", HTTP_ACCEPT="image/png")
+    assert preview.status_code == 200
+    assert preview["Content-Type"] == "image/png"
+    original = owner_client.get(
+        f"/viewer/api/images/{image_id}/file/", HTTP_ACCEPT="application/dicom"
+    )
+    assert original.status_code == 200
+    missing = owner_client.get("/viewer/api/images/999999/preview/", HTTP_ACCEPT="image/png")
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "not_found"
