@@ -13,12 +13,14 @@ logged and dropped (clients can always poll the status endpoints).
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
 from jobs.models import Job
@@ -91,15 +93,43 @@ def image_uploaded_publish(*, instance_id: int) -> None:
         groups.append(user_group(study.owner_id))
     groups += [auth_group(pk) for pk in study.shared_with.values_list("pk", flat=True)]
     event = {"type": "image.uploaded", "event_id": uuid.uuid4().hex, "image": image_event(instance)}
-    for group in groups:
-        group_send(group, event)
+    groups_send(groups, event)
 
 
 def group_send(group: str, message: dict[str, Any]) -> None:
+    groups_send([group], message)
+
+
+def groups_send(groups: list[str], message: dict[str, Any]) -> None:
+    """Publish one event to several groups in one hop to the event loop.
+
+    With a shared (Redis) layer the send runs on one background thread, in order, so a
+    request or a job item never waits for it; events are best effort either way. The
+    in-memory layer (one process, tests) is called inline: its queues belong to the
+    caller's event loop.
+    """
     layer = get_channel_layer()
     if layer is None:
         return
-    try:
-        async_to_sync(layer.group_send)(group, message)
-    except Exception:  # noqa: BLE001 - events are best effort; never fail the job
-        logger.warning("event not published group=%s type=%s", group, message.get("type"))
+
+    async def send_all() -> None:
+        for group in groups:
+            await layer.group_send(group, message)
+
+    def send() -> None:
+        try:
+            async_to_sync(send_all)()
+        except Exception:  # noqa: BLE001 - events are best effort; never fail the caller
+            logger.warning(
+                "event not published groups=%s type=%s", len(groups), message.get("type")
+            )
+
+    if isinstance(layer, InMemoryChannelLayer):
+        send()
+    else:
+        _publisher().submit(send)
+
+
+@functools.cache
+def _publisher() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="lightbox-events")
