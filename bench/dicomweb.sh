@@ -68,7 +68,7 @@ storescu_run() {
   find "$dir" -name '*.dcm' -print0 | xargs -0 storescu -aet BENCH -aec LIGHTBOX -nh 127.0.0.1 "$SCP_PORT"
   end=$(date +%s.%N)
   kill -TERM "$scp"; wait "$scp" || true
-  python3 -c "n=$n; s=$end-$start; print(f'storescu: {n} instances in {s:.1f} s = {n/s:.1f} inst/s (one association)')"
+  python3 -c "n=$n; s=$end-$start; print(f'storescu: {n} instances in {s:.1f} s = {n/s:.1f} inst/s (sequential storescu, one association per xargs batch)')"
 }
 
 case "${1:-}" in
