@@ -18,5 +18,5 @@ lint:  ## ruff check + format check + migrations check
 scp:  ## Run the DICOM SCP (C-ECHO, C-STORE, C-FIND)
 	$(PY) manage.py dicom_scp
 
-bench:  ## Run the ingest/render benchmarks (see bench/README.md)
-	$(PY) bench/bench_core.py
+bench:  ## Start the production-like benchmark server; the runs are listed in bench/README.md
+	bash bench/serve.sh
