@@ -27,11 +27,13 @@ import requests
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
-TEMPLATE = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+TEMPLATE = Path(get_testdata_file("CT_small.dcm")).read_bytes()
 
 
 def instance_bytes(study: str, series: str) -> bytes:
-    ds = TEMPLATE.copy()
+    # A fresh parse per upload: Dataset.copy() is shallow, and threads sharing one
+    # element dictionary would send each other's UIDs.
+    ds = pydicom.dcmread(io.BytesIO(TEMPLATE))
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     buffer = io.BytesIO()
