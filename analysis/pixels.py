@@ -111,7 +111,7 @@ def modality_units(instance: Instance) -> str:
 
 
 def window_unit(values: np.ndarray, center: float, width: float) -> np.ndarray:
-    """The linear VOI function of PS3.3 C.11.2.1.2.1, scaled to 0..1 instead of 0..255."""
-    if width <= 1.0:
-        return (values > center - 0.5).astype(np.float64)
-    return np.clip((values - (center - 0.5)) / (width - 1.0) + 0.5, 0.0, 1.0)
+    """The linear VOI function of PS3.3 C.11.2.1.2.1 (the renderer's), scaled to 0..1."""
+    from dicom import rendering
+
+    return rendering.window_apply(values, center, width, "LINEAR") / 255.0

@@ -393,15 +393,15 @@ def _voi(values: np.ndarray, header: _Header, frame: int, window: Any) -> np.nda
     if window is None and ds.get("VOILUTSequence"):
         return _voi_lut_sequence(values, ds)
     if window is None:
-        window, function = _min_max_window(values), "LINEAR_EXACT"
+        window, function = min_max_window(values), "LINEAR_EXACT"
     if header.pixel_keyword != "PixelData" and function == "LINEAR":
         # The -0.5/-1 terms of LINEAR assume integer stored values; float maps need EXACT.
         function = "LINEAR_EXACT"
     center, width = (float(v) for v in window)
-    return _apply_window(values, center, width, function)
+    return window_apply(values, center, width, function)
 
 
-def _apply_window(values: np.ndarray, center: float, width: float, function: str) -> np.ndarray:
+def window_apply(values: np.ndarray, center: float, width: float, function: str) -> np.ndarray:
     """(0028,1056) *VOI LUT Function* formulas of PS3.3 C.11.2.1.2 and C.11.2.1.3, 0..255."""
     if function == "SIGMOID":
         with np.errstate(over="ignore"):
@@ -413,7 +413,7 @@ def _apply_window(values: np.ndarray, center: float, width: float, function: str
     return np.clip((values - (center - 0.5)) / (width - 1.0) + 0.5, 0.0, 1.0) * 255.0
 
 
-def _min_max_window(values: np.ndarray) -> tuple[float, float]:
+def min_max_window(values: np.ndarray) -> tuple[float, float]:
     """A LINEAR_EXACT window spanning the frame; a flat frame renders black."""
     finite = values[np.isfinite(values)]
     if finite.size == 0:

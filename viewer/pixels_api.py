@@ -112,23 +112,13 @@ def voi_default(
     window = rendering.window_default(ds, frame)  # type: ignore[arg-type]
     function = str(getattr(ds, "VOILUTFunction", "") or "LINEAR").strip().upper()
     if window is None:
-        window, function = _min_max(values), "LINEAR_EXACT"
+        window, function = rendering.min_max_window(values), "LINEAR_EXACT"
     float_data = any(key in ds for key in ("FloatPixelData", "DoubleFloatPixelData"))  # type: ignore[operator]
     if float_data and function == "LINEAR":
         function = "LINEAR_EXACT"
     if function not in {"LINEAR", "LINEAR_EXACT", "SIGMOID"}:
         function = "LINEAR"
     return {"center": float(window[0]), "width": float(window[1]), "function": function}
-
-
-def _min_max(values: np.ndarray) -> tuple[float, float]:
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return 0.5, 1.0
-    low, high = float(finite.min()), float(finite.max())
-    if high <= low:
-        return low + 0.5, 1.0
-    return (low + high) / 2.0, high - low
 
 
 class ImagePixelsView(APIView):
