@@ -1,7 +1,8 @@
-"""OpenAPI description of the ``Authorization: ApiKey <key>`` scheme (drf-spectacular)."""
+"""OpenAPI description of the authentication schemes: `ApiKey <key>` and our Bearer JWT."""
 
 from __future__ import annotations
 
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -16,3 +17,9 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "`ApiKey <key>`: a key created at `POST /api-keys/` (shown once).",
         }
+
+
+class CachedUserJWTScheme(SimpleJWTScheme):
+    """Our JWT authentication is simplejwt's with a user cache: the same Bearer scheme."""
+
+    target_class = "developers.authentication.CachedUserJWTAuthentication"

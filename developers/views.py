@@ -10,7 +10,6 @@ from rest_framework import permissions, serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
@@ -19,6 +18,7 @@ from developers import reading, services
 from developers.audit import audit_record
 from developers.authentication import api_key_from_request
 from developers.quotas import MeteredMixin, usage_summary
+from developers.throttling import ScopedThrottle
 from dicom.errors import LightboxError
 
 READ_FILE_ENDPOINT = "/api/dicom/read/file/"
@@ -42,7 +42,7 @@ class NotApiKey(permissions.BasePermission):
 
 class TokenView(TokenObtainPairView):
     serializer_class = EmailTokenObtainPairSerializer
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedThrottle]
     throttle_scope = "token"
 
     @extend_schema(
@@ -61,7 +61,7 @@ class TokenView(TokenObtainPairView):
 
 
 class TokenRefresh(TokenRefreshView):
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedThrottle]
     throttle_scope = "token"
 
     @extend_schema(
