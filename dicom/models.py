@@ -9,8 +9,10 @@ people and a user must only ever see what their own files say.
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import models
+from django.db.models.expressions import RawSQL
 
 UID_LENGTH = 64  # (VR UI) maximum length
 
@@ -44,9 +46,21 @@ class StudyQuerySet(models.QuerySet["Study"]):
             return self.none()
         if getattr(user, "is_staff", False):
             return self
-        return self.filter(
-            models.Q(owner=user) | models.Q(shared_with__in=user.groups.all())  # type: ignore[attr-defined]
-        ).distinct()
+        return self.filter(models.Q(owner_id=user.pk) | models.Q(pk__in=_shared_study_ids(user)))
+
+
+def _shared_study_ids(user: object) -> RawSQL:
+    """Ids of studies shared with a group of ``user``, as a subquery. Plain SQL instead of
+    the ORM join: no DISTINCT over the whole result, and a QIDO search builds in
+    microseconds instead of milliseconds (it runs on every browse and DICOMweb query)."""
+    shared = Study.shared_with.through._meta
+    memberships = get_user_model().groups.through._meta  # type: ignore[attr-defined]
+    study, group = shared.get_field("study").column, shared.get_field("group").column
+    member = memberships.get_field("group").column
+    user_column = memberships.get_field("user").column
+    # Identifiers from model metadata only; the user id is a parameter.
+    sql = f'SELECT s."{study}" FROM "{shared.db_table}" s INNER JOIN "{memberships.db_table}" m ON m."{member}" = s."{group}" WHERE m."{user_column}" = %s'  # noqa: E501, S608
+    return RawSQL(sql, [user.pk])  # type: ignore[attr-defined]  # noqa: S611
 
 
 class Study(models.Model):

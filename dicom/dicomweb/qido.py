@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from django.db.models import Count, Exists, F, IntegerField, Min, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, F, IntegerField, Min, OuterRef, Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 from dicom.dicomweb import json as dj
 from dicom.errors import LightboxError
@@ -268,15 +268,25 @@ def _filtered(qs: QuerySet[Any], query: QidoQuery, level: str) -> QuerySet[Any]:
     return qs
 
 
-def _count_subquery(model: Any, ref_field: str) -> Coalesce:
-    sub = (
-        model.objects.filter(**{ref_field: OuterRef("pk")})
-        .order_by()
-        .values(ref_field)
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return Coalesce(Subquery(sub, output_field=IntegerField()), 0)
+def _count_subquery(model: Any, ref_field: str) -> RawSQL:
+    """``COUNT(*)`` of ``model`` rows under the outer row, as a correlated subquery.
+    Written as SQL: the ORM's Subquery/OuterRef form cost ~2 ms per search to build.
+    Only table names from model metadata go into the text; there are no values."""
+    table, outer = model._meta.db_table, _OUTER_TABLES[ref_field]
+    if ref_field == "series__study":
+        join = f'INNER JOIN "{Series._meta.db_table}" s ON c."series_id" = s."id"'
+        where = f's."study_id" = "{outer}"."id"'
+    else:
+        join, where = "", f'c."{ref_field}_id" = "{outer}"."id"'
+    sql = f'SELECT COUNT(*) FROM "{table}" c {join} WHERE {where}'  # noqa: S608
+    return RawSQL(sql, (), output_field=IntegerField())  # noqa: S611
+
+
+_OUTER_TABLES = {
+    "study": Study._meta.db_table,
+    "series__study": Study._meta.db_table,
+    "series": Series._meta.db_table,
+}
 
 
 # --- searches ----------------------------------------------------------------------------
