@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 from dicom.dicomweb import json as dj
 from dicom.dicomweb import qido, stow, wado
 from dicom.dicomweb.multipart import boundary_new, multipart_content_type, multipart_stream
+from dicom.models import Instance
 from dicom.negotiation import JsonErrorsNegotiation
 from dicom.previews import instance_render
 
@@ -291,22 +292,22 @@ def _retrieve(
         accept=request.META.get("HTTP_ACCEPT", ""),
         accept_param=request.query_params.get("accept", ""),
     )
-    instances = wado.instances_resolve(
+    study_row, files = wado.files_resolve(
         user=request.user, study_uid=study, series_uid=series, sop_uid=instance
     )
-    wado.dicom_parts_check(instances, ts)
+    wado.dicom_parts_check(files, ts)
     _audit(
         request,
         "download",
-        study=instances[0].series.study,
-        instance=instances[0] if instance else None,
-        detail=f"{len(instances)} instance(s)",
+        study=study_row,
+        instance=Instance(pk=files[0].pk, sop_instance_uid=files[0].sop_instance_uid)
+        if instance
+        else None,
+        detail=f"{len(files)} instance(s)",
     )
     boundary = boundary_new()
     response = StreamingHttpResponse(
-        streaming_body(
-            request, multipart_stream(wado.dicom_parts(instances, ts), boundary=boundary)
-        ),
+        streaming_body(request, multipart_stream(wado.dicom_parts(files, ts), boundary=boundary)),
         content_type=multipart_content_type(
             part_type="application/dicom",
             boundary=boundary,

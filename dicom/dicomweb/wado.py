@@ -67,6 +67,47 @@ def instances_resolve(
 ) -> list[Instance]:
     """Visible instances of a study/series/instance in series and instance order; 404
     when there are none (missing and not yours look the same)."""
+    qs = _visible_instances(user, study_uid, series_uid, sop_uid)
+    instances = list(qs.select_related("series__study").defer("header").order_by(*ORDER))
+    if not instances:
+        raise NotFound("No such study, series or instance.")
+    return instances
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """What a retrieve needs of one instance."""
+
+    pk: int
+    sop_instance_uid: str
+    file_path: str
+    transfer_syntax_uid: str
+
+
+def files_resolve(
+    *, user: Any, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
+) -> tuple[Study, list[StoredFile]]:
+    """The study and the stored files of a retrieve, in instance order; 404 as
+    :func:`instances_resolve`. Four columns per instance instead of whole rows with their
+    series and study: ~3 ms instead of ~30 ms for a 150-instance study."""
+    qs = _visible_instances(user, study_uid, series_uid, sop_uid).order_by(*ORDER)
+    rows = list(
+        qs.values_list(
+            "pk", "sop_instance_uid", "file_path", "transfer_syntax_uid", "series__study_id"
+        )
+    )
+    if not rows:
+        raise NotFound("No such study, series or instance.")
+    study = Study(pk=rows[0][4], study_instance_uid=study_uid)  # for the audit record
+    return study, [StoredFile(*row[:4]) for row in rows]
+
+
+ORDER = ("series__series_number", "series_id", "instance_number", "id")
+
+
+def _visible_instances(
+    user: Any, study_uid: str, series_uid: str | None, sop_uid: str | None
+) -> QuerySet[Instance]:
     qs = Instance.objects.filter(
         series__study__in=Study.objects.visible_to(user),
         series__study__study_instance_uid=study_uid,
@@ -75,14 +116,7 @@ def instances_resolve(
         qs = qs.filter(series__series_instance_uid=series_uid)
     if sop_uid is not None:
         qs = qs.filter(sop_instance_uid=sop_uid)
-    instances = list(
-        qs.select_related("series__study")
-        .defer("header")
-        .order_by("series__series_number", "series_id", "instance_number", "id")
-    )
-    if not instances:
-        raise NotFound("No such study, series or instance.")
-    return instances
+    return qs
 
 
 def instance_resolve(*, user: Any, study_uid: str, series_uid: str, sop_uid: str) -> Instance:
@@ -122,7 +156,7 @@ def dicom_accept(*, accept: str, accept_param: str = "") -> str:
     raise NotAcceptable('Instances are served as multipart/related; type="application/dicom".')
 
 
-def dicom_parts_check(instances: list[Instance], transfer_syntax: str) -> None:
+def dicom_parts_check(instances: list[StoredFile], transfer_syntax: str) -> None:
     if transfer_syntax in ("*", EXPLICIT_LE):
         return
     for instance in instances:
@@ -134,7 +168,7 @@ def dicom_parts_check(instances: list[Instance], transfer_syntax: str) -> None:
 
 
 def dicom_parts(
-    instances: list[Instance], transfer_syntax: str
+    instances: list[StoredFile], transfer_syntax: str
 ) -> Iterator[tuple[dict[str, str], Iterator[bytes]]]:
     for instance in instances:
         stored = instance.transfer_syntax_uid or EXPLICIT_LE
@@ -154,7 +188,7 @@ def file_chunks(name: str, size: int = RETRIEVE_CHUNK) -> Iterator[bytes]:
         fh.close()
 
 
-def explicit_le_bytes(instance: Instance) -> bytes:
+def explicit_le_bytes(instance: StoredFile | Instance) -> bytes:
     """The instance re-encoded as Explicit VR Little Endian (decoded when compressed)."""
     import pydicom
     from pydicom.uid import ExplicitVRLittleEndian
