@@ -29,7 +29,13 @@ from dicom.errors import (
     StudyOwnershipConflict,
 )
 from dicom.models import Instance, Patient, Series, Study
-from dicom.storage import StagedFile, blob_delete_tree, blob_put_staged, staging_write
+from dicom.storage import (
+    StagedFile,
+    blob_delete_tree,
+    blob_put_staged,
+    original_name,
+    staging_write,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -286,37 +292,42 @@ def _ingest_parsed(
 def _write(
     *, staged: StagedFile, ds: Dataset, owner: Any, source: str, replace: Instance | None
 ) -> IngestResult:
+    """One transaction, one commit: the rows, the stored file and the audit record.
+
+    About eight statements for an instance of a study and series already stored (the
+    common case: a study arrives instance by instance), a few more for a new study."""
     old_sha = replace.sha256 if replace is not None else None
     stored_name = None
     try:
         with transaction.atomic():
-            patient = _patient_get_or_create(ds)
-            study = _study_get_or_create(ds, patient=patient, owner=owner)
-            series = _series_get_or_create(ds, study=study)
+            study = _study_lock_or_create(ds, owner=owner)
+            series, series_created = _series_get_or_create(ds, study=study)
             if replace is not None:
                 Instance.objects.filter(pk=replace.pk).delete()
             instance = Instance.objects.create(
                 series=series,
                 sha256=staged.sha256,
                 file_size=staged.size,
-                file_path="",
+                file_path=original_name(staged.sha256),
                 original_filename=staged.filename[:255],
                 source=source,
                 uploaded_by=owner if getattr(owner, "pk", None) else None,
                 header=ds.lightbox_header,  # type: ignore[attr-defined]
                 **instance_columns(ds),
             )
-            study_refresh_modalities(study)
+            if series_created or replace is not None:  # the study's modalities may change
+                study_refresh_modalities(study)
             stored_name = blob_put_staged(staged)
-            instance.file_path = stored_name
-            instance.save(update_fields=["file_path"])
+            if stored_name != instance.file_path:  # object storage may pick another name
+                instance.file_path = stored_name
+                instance.save(update_fields=["file_path"])
+            _audit_store(instance=instance, owner=owner, source=source)
     except BaseException:
         if stored_name is not None and not Instance.objects.filter(sha256=staged.sha256).exists():
             blob_delete_tree(staged.sha256)
         raise
     if old_sha and old_sha != staged.sha256:
         transaction.on_commit(lambda: _blob_release(old_sha))
-    _audit_store(instance=instance, owner=owner, source=source)
     logger.info(
         "instance stored sop=%s series=%s study=%s source=%s bytes=%s",
         instance.sop_instance_uid,
@@ -351,8 +362,29 @@ def _blob_release(sha256: str) -> None:
 def _check_study_access(study: Study, owner: Any) -> None:
     if owner is None or getattr(owner, "is_staff", False):
         return
+    if study.owner_id is not None and study.owner_id == getattr(owner, "pk", None):
+        return  # the owner: no query
     if not Study.objects.visible_to(owner).filter(pk=study.pk).exists():
         raise StudyOwnershipConflict()
+
+
+def _study_lock_or_create(ds: Dataset, *, owner: Any) -> Study:
+    """The study row, locked for this transaction (writers of one study are serialised
+    so that its modalities stay exact), created with its patient when new. A concurrent
+    creator of the same study wins the unique constraint; we then lock theirs."""
+    uid = str(ds.StudyInstanceUID)
+    study = Study.objects.select_for_update().filter(study_instance_uid=uid).first()
+    if study is None:
+        patient = _patient_get_or_create(ds)
+        try:
+            with transaction.atomic():  # a savepoint: the race below must not sink the rest
+                return Study.objects.create(
+                    study_instance_uid=uid, patient_record=patient, **_study_columns(ds, owner)
+                )
+        except IntegrityError:
+            study = Study.objects.select_for_update().get(study_instance_uid=uid)
+    _check_study_access(study, owner)
+    return study
 
 
 def _patient_get_or_create(ds: Dataset) -> Patient:
@@ -368,31 +400,23 @@ def _patient_get_or_create(ds: Dataset) -> Patient:
     return patient
 
 
-def _study_get_or_create(ds: Dataset, *, patient: Patient, owner: Any) -> Study:
-    study, created = Study.objects.get_or_create(
-        study_instance_uid=str(ds.StudyInstanceUID),
-        defaults={
-            "patient_record": patient,
-            "owner": owner if getattr(owner, "pk", None) else None,
-            "patient_name": _text(ds, "PatientName", 324),
-            "patient_id": _text(ds, "PatientID", 64),
-            "patient_birth_date": _date(ds, "PatientBirthDate"),
-            "patient_sex": _text(ds, "PatientSex", 16),
-            "study_date": _date(ds, "StudyDate"),
-            "study_time": _text(ds, "StudyTime", 32),
-            "accession_number": _text(ds, "AccessionNumber", 64),
-            "study_id": _text(ds, "StudyID", 16),
-            "study_description": _text(ds, "StudyDescription", 256),
-            "referring_physician_name": _text(ds, "ReferringPhysicianName", 324),
-        },
-    )
-    if not created:
-        _check_study_access(study, owner)
-    # Serialise writers of one study so modalities_in_study stays exact.
-    return Study.objects.select_for_update().get(pk=study.pk)
+def _study_columns(ds: Dataset, owner: Any) -> dict[str, Any]:
+    return {
+        "owner": owner if getattr(owner, "pk", None) else None,
+        "patient_name": _text(ds, "PatientName", 324),
+        "patient_id": _text(ds, "PatientID", 64),
+        "patient_birth_date": _date(ds, "PatientBirthDate"),
+        "patient_sex": _text(ds, "PatientSex", 16),
+        "study_date": _date(ds, "StudyDate"),
+        "study_time": _text(ds, "StudyTime", 32),
+        "accession_number": _text(ds, "AccessionNumber", 64),
+        "study_id": _text(ds, "StudyID", 16),
+        "study_description": _text(ds, "StudyDescription", 256),
+        "referring_physician_name": _text(ds, "ReferringPhysicianName", 324),
+    }
 
 
-def _series_get_or_create(ds: Dataset, *, study: Study) -> Series:
+def _series_get_or_create(ds: Dataset, *, study: Study) -> tuple[Series, bool]:
     series, created = Series.objects.get_or_create(
         series_instance_uid=str(ds.SeriesInstanceUID),
         defaults={
@@ -410,7 +434,8 @@ def _series_get_or_create(ds: Dataset, *, study: Study) -> Series:
         raise InvalidDicomFile(
             "SeriesInstanceUID already belongs to another study.", code="series_study_mismatch"
         )
-    return series
+    series.study = study  # the locked row: later readers (events) need no query
+    return series, created
 
 
 def study_refresh_modalities(study: Study) -> None:

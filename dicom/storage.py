@@ -109,7 +109,8 @@ def derived_name(sha256: str, filename: str) -> str:
 def blob_put_staged(staged: StagedFile) -> str:
     """Store a staged file at its content address and return the storage name.
 
-    Identical content has an identical name, so writing it twice is harmless.
+    Identical content has an identical name, so writing it twice is harmless. On a local
+    disk the staged file is moved, not copied (it is not read again afterwards).
     """
     name = original_name(staged.sha256)
     if encryption.enabled():
@@ -121,9 +122,12 @@ def blob_put_staged(staged: StagedFile) -> str:
     if _is_local_storage():
         target = Path(default_storage.path(name))
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{ORIGINAL_NAME}.{os.getpid()}.{time.monotonic_ns()}")
-        shutil.copyfile(staged.path, tmp)
-        os.replace(tmp, target)
+        try:  # staging and storage on one file system: a rename, no copy
+            os.replace(staged.path, target)
+        except OSError:
+            tmp = target.with_name(f".{ORIGINAL_NAME}.{os.getpid()}.{time.monotonic_ns()}")
+            shutil.copyfile(staged.path, tmp)
+            os.replace(tmp, target)
         return name
     with staged.path.open("rb") as fh:
         return default_storage.save(name, File(fh, name=ORIGINAL_NAME))

@@ -77,21 +77,21 @@ def image_event(instance: Any) -> dict[str, Any]:
     }
 
 
-def instance_stored_on_commit(*, instance_id: int) -> None:
-    transaction.on_commit(lambda: image_uploaded_publish(instance_id=instance_id))
+def instance_stored_on_commit(*, instance: Any) -> None:
+    transaction.on_commit(lambda: image_uploaded_publish(instance=instance))
 
 
-def image_uploaded_publish(*, instance_id: int) -> None:
-    from dicom.models import Instance
+def image_uploaded_publish(*, instance: Any) -> None:
+    """Announce a stored instance to its owner, the groups it is shared with and staff.
+    Built from the rows the ingest already holds: one query (the study's shares)."""
+    from dicom.models import Study
 
-    instance = Instance.objects.select_related("series__study").filter(pk=instance_id).first()
-    if instance is None:
-        return
     study = instance.series.study
     groups = [STAFF_GROUP]
     if study.owner_id:
         groups.append(user_group(study.owner_id))
-    groups += [auth_group(pk) for pk in study.shared_with.values_list("pk", flat=True)]
+    shares = Study.shared_with.through.objects.filter(study_id=study.pk)
+    groups += [auth_group(pk) for pk in shares.values_list("group_id", flat=True)]
     event = {"type": "image.uploaded", "event_id": uuid.uuid4().hex, "image": image_event(instance)}
     groups_send(groups, event)
 

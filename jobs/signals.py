@@ -14,4 +14,4 @@ from jobs.events import instance_stored_on_commit
 @receiver(post_save, sender=Instance, dispatch_uid="jobs_instance_stored")
 def instance_stored(sender: Any, instance: Instance, created: bool, **kwargs: Any) -> None:
     if created and not kwargs.get("raw"):
-        instance_stored_on_commit(instance_id=instance.pk)
+        instance_stored_on_commit(instance=instance)
