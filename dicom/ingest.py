@@ -21,6 +21,7 @@ import pydicom
 from django.db import IntegrityError, transaction
 from pydicom.dataset import Dataset
 
+from dicom.dicom_json import dataset_json
 from dicom.errors import (
     DuplicateInstanceConflict,
     InvalidDicomFile,
@@ -202,23 +203,15 @@ def _check_consumed(fh: IO[bytes], ds: Dataset, size: int) -> None:
 
 def header_json(ds: Dataset) -> dict[str, Any]:
     """The header as DICOM JSON, bulk values as ``bulk/GGGGEEEE`` markers; an element
-    whose value cannot be converted is left out.
+    whose value cannot be converted is left out. :func:`dicom.dicom_json.dataset_json`
+    reads the simple elements' bytes itself (~1 ms for a CT header instead of ~9 ms) and
+    leaves the rest to pydicom, element by element, with the same result.
 
     Not ``Dataset.to_json_dict(suppress_invalid_tags=True)``: that switches pydicom's
     *global* reading validation to "raise" while it runs, which makes reads in other
     threads (concurrent requests) fail on values they would otherwise accept.
     """
-    header = {}
-    for tag in ds.keys():  # noqa: SIM118 - iterating a Dataset yields elements, not tags
-        try:
-            header[f"{tag:08X}"] = ds[tag].to_json_dict(
-                bulk_data_element_handler=_bulk_marker, bulk_data_threshold=1024
-            )
-        except (RecursionError, LightboxError):
-            raise
-        except Exception:  # noqa: BLE001 - one bad value must not sink the header
-            logger.info("header element left out tag=%08X", tag)
-    return header
+    return dataset_json(ds, bulk_threshold=1024, bulk_marker=_bulk_marker)
 
 
 def _bulk_marker(elem: Any) -> str:
@@ -270,9 +263,14 @@ def _ingest_parsed(
     *, staged: StagedFile, ds: Dataset, owner: Any, source: str, overwrite: bool
 ) -> IngestResult:
     sop_uid = str(ds.SOPInstanceUID)
-    existing = (
-        Instance.objects.select_related("series__study").filter(sop_instance_uid=sop_uid).first()
-    )
+    existing = None
+    # The common case is a new instance: one narrow query (no join) to say so.
+    if Instance.objects.filter(sop_instance_uid=sop_uid).exists():
+        existing = (
+            Instance.objects.select_related("series__study")
+            .filter(sop_instance_uid=sop_uid)
+            .first()
+        )
     if existing is not None:
         _check_study_access(existing.series.study, owner)
         if existing.sha256 == staged.sha256:
@@ -300,7 +298,7 @@ def _write(
     stored_name = None
     try:
         with transaction.atomic():
-            study = _study_lock_or_create(ds, owner=owner)
+            study = _study_get_or_create(ds, owner=owner)
             series, series_created = _series_get_or_create(ds, study=study)
             if replace is not None:
                 Instance.objects.filter(pk=replace.pk).delete()
@@ -316,7 +314,7 @@ def _write(
                 **instance_columns(ds),
             )
             if series_created or replace is not None:  # the study's modalities may change
-                study_refresh_modalities(study)
+                study_refresh_modalities(study, lock=True)
             stored_name = blob_put_staged(staged)
             if stored_name != instance.file_path:  # object storage may pick another name
                 instance.file_path = stored_name
@@ -368,12 +366,11 @@ def _check_study_access(study: Study, owner: Any) -> None:
         raise StudyOwnershipConflict()
 
 
-def _study_lock_or_create(ds: Dataset, *, owner: Any) -> Study:
-    """The study row, locked for this transaction (writers of one study are serialised
-    so that its modalities stay exact), created with its patient when new. A concurrent
-    creator of the same study wins the unique constraint; we then lock theirs."""
+def _study_get_or_create(ds: Dataset, *, owner: Any) -> Study:
+    """The study row, created with its patient when new. A concurrent creator of the same
+    study wins the unique constraint; we then use theirs."""
     uid = str(ds.StudyInstanceUID)
-    study = Study.objects.select_for_update().filter(study_instance_uid=uid).first()
+    study = Study.objects.filter(study_instance_uid=uid).first()
     if study is None:
         patient = _patient_get_or_create(ds)
         try:
@@ -382,7 +379,7 @@ def _study_lock_or_create(ds: Dataset, *, owner: Any) -> Study:
                     study_instance_uid=uid, patient_record=patient, **_study_columns(ds, owner)
                 )
         except IntegrityError:
-            study = Study.objects.select_for_update().get(study_instance_uid=uid)
+            study = Study.objects.get(study_instance_uid=uid)
     _check_study_access(study, owner)
     return study
 
@@ -438,7 +435,14 @@ def _series_get_or_create(ds: Dataset, *, study: Study) -> tuple[Series, bool]:
     return series, created
 
 
-def study_refresh_modalities(study: Study) -> None:
+def study_refresh_modalities(study: Study, *, lock: bool = False) -> None:
+    """Recompute ModalitiesInStudy from the study's series. ``lock`` first takes the
+    study's row lock, so that writers adding series to one study concurrently each see
+    the others' committed series (only series creation takes it: instances of known
+    series are stored without waiting for each other)."""
+    if lock:
+        locked = Study.objects.select_for_update().filter(pk=study.pk)
+        study.modalities_in_study = locked.values_list("modalities_in_study", flat=True).get()
     modalities = sorted(
         {m for m in Series.objects.filter(study=study).values_list("modality", flat=True) if m}
     )
