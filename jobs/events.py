@@ -13,8 +13,10 @@ logged and dropped (clients can always poll the status endpoints).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -116,20 +118,33 @@ def groups_send(groups: list[str], message: dict[str, Any]) -> None:
         for group in groups:
             await layer.group_send(group, message)
 
-    def send() -> None:
+    def send(run: Any) -> None:
         try:
-            async_to_sync(send_all)()
+            run()
         except Exception:  # noqa: BLE001 - events are best effort; never fail the caller
             logger.warning(
                 "event not published groups=%s type=%s", len(groups), message.get("type")
             )
 
     if isinstance(layer, InMemoryChannelLayer):
-        send()
+        send(async_to_sync(send_all))
     else:
-        _publisher().submit(send)
+        _publisher().submit(send, lambda: _publisher_loop().run_until_complete(send_all()))
 
 
 @functools.cache
 def _publisher() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="lightbox-events")
+
+
+_publisher_state = threading.local()
+
+
+def _publisher_loop() -> asyncio.AbstractEventLoop:
+    """The publisher thread's own event loop, kept for its lifetime: the Redis layer's
+    connections belong to a loop, so a loop per event (``async_to_sync``) would open and
+    close a Redis connection for every event."""
+    loop = getattr(_publisher_state, "loop", None)
+    if loop is None:
+        loop = _publisher_state.loop = asyncio.new_event_loop()
+    return loop
