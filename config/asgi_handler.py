@@ -33,6 +33,11 @@ REQUEST_THREADS = int(os.environ.get("LIGHTBOX_REQUEST_THREADS", "16"))
 
 
 class LightboxASGIHandler(ASGIHandler):
+    # Django cuts bodies into ASGI messages of this size. Measured on a 50 MB WADO-RS study
+    # retrieve: 64 kB 444 MB/s, 128 kB (with 256 kB batches) 560 MB/s, 1 MB 294 MB/s, 4 MB
+    # 197 MB/s (uvicorn's flow control stalls on large writes).
+    chunk_size = 128 * 1024
+
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(
             max_workers=REQUEST_THREADS, thread_name_prefix="lightbox-request"

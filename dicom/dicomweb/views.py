@@ -79,9 +79,11 @@ async def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
             await sync_to_async(close, thread_sensitive=False)()
 
 
-def _gather(chunks: Iterator[bytes], target: int = 4 * 1024 * 1024) -> bytes:
-    """Join small pieces (part headers, small files) into writes of about ``target``
-    bytes: one thread hop and one socket write per batch instead of per piece."""
+def _gather(chunks: Iterator[bytes], target: int = 256 * 1024) -> bytes:
+    """Join small pieces (part headers, small files) into batches of about ``target``
+    bytes: one thread hop per batch instead of per piece. Larger batches measured slower
+    (4 MB: 350 MB/s, 256 kB: 560 MB/s on a 50 MB study): the socket drains while the next
+    batch is read."""
     batch: list[bytes] = []
     size = 0
     for chunk in chunks:
