@@ -33,12 +33,17 @@ def audit_record(
     detail: str = "",
     api_key_id: str = "",
     client_address: str | None = None,
+    isolated: bool = True,
 ) -> AuditEvent | None:
     """Record who did ``action`` to which study/instance, how and from where.
 
     ``user`` defaults to ``request.user``; the API key (prefix), route and client address
     come from ``request`` when given. ``study`` defaults to ``instance``'s study. Only ids and
     UIDs are stored, never names. Returns the event, or None if it could not be written.
+
+    ``isolated=False`` writes the record as part of the caller's transaction (no savepoint)
+    and lets a failure propagate: the ingest uses it, so that an instance is stored with
+    its record or not at all.
     """
     try:
         event = _event_build(
@@ -52,13 +57,15 @@ def audit_record(
             api_key_id=api_key_id,
             client_address=client_address,
         )
-        if connection.in_atomic_block:
+        if connection.in_atomic_block and isolated:
             with transaction.atomic():
                 event.save(force_insert=True)
         else:
             event.save(force_insert=True)
         return event
     except Exception:  # auditing must never make a request fail (logged with ids)
+        if not isolated:
+            raise
         logger.exception(
             "audit record failed action=%s study=%s instance=%s",
             action,

@@ -263,28 +263,31 @@ def _ingest_parsed(
     *, staged: StagedFile, ds: Dataset, owner: Any, source: str, overwrite: bool
 ) -> IngestResult:
     sop_uid = str(ds.SOPInstanceUID)
-    existing = None
-    # The common case is a new instance: one narrow query (no join) to say so.
-    if Instance.objects.filter(sop_instance_uid=sop_uid).exists():
+    try:
+        # The common case is a new instance: write it, and let the unique SOP Instance UID
+        # say when it is not (the whole transaction then rolls back: nothing stays).
+        return _write(staged=staged, ds=ds, owner=owner, source=source, replace=None)
+    except IntegrityError:
         existing = (
             Instance.objects.select_related("series__study")
             .filter(sop_instance_uid=sop_uid)
             .first()
         )
-    if existing is not None:
-        _check_study_access(existing.series.study, owner)
-        if existing.sha256 == staged.sha256:
-            return IngestResult(existing, STATUS_DUPLICATE)
-        if not overwrite:
-            raise DuplicateInstanceConflict(sop_instance_uid=sop_uid)
+        if existing is None:
+            raise
+    _check_study_access(existing.series.study, owner)
+    if existing.sha256 == staged.sha256:
+        return IngestResult(existing, STATUS_DUPLICATE)
+    if not overwrite:
+        raise DuplicateInstanceConflict(sop_instance_uid=sop_uid)
     try:
         return _write(staged=staged, ds=ds, owner=owner, source=source, replace=existing)
     except IntegrityError:
-        # A concurrent upload stored this SOP Instance UID first: decide again.
+        # A concurrent upload stored this SOP Instance UID again: decide once more.
         existing = Instance.objects.filter(sop_instance_uid=sop_uid).first()
         if existing is not None and existing.sha256 == staged.sha256:
             return IngestResult(existing, STATUS_DUPLICATE)
-        raise DuplicateInstanceConflict(sop_instance_uid=sop_uid)
+        raise DuplicateInstanceConflict(sop_instance_uid=sop_uid) from None
 
 
 def _write(
@@ -349,6 +352,7 @@ def _audit_store(*, instance: Instance, owner: Any, source: str) -> None:
         instance=instance,
         protocol=SOURCE_PROTOCOLS.get(source, "http"),
         detail=source,
+        isolated=False,  # part of the store: no instance without its audit record
     )
 
 
