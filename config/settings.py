@@ -245,9 +245,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_THROTTLE_CLASSES": [
-        "developers.throttling.AnonThrottle",
-        "developers.throttling.UserThrottle",
-        "developers.throttling.ScopedThrottle",
+        "developers.throttling.RateLimits",  # anon, user and the view's scope at once
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -333,9 +331,19 @@ DICOM_SCP_PORT = envint("DICOM_SCP_PORT", 11112)
 DICOM_SCP_ALLOWED = envstr("DICOM_SCP_ALLOWED", "")
 DICOM_SCP_MAX_ASSOCIATIONS = envint("DICOM_SCP_MAX_ASSOCIATIONS", 10)
 
-# --- PostgreSQL connection pool (opt-in, DB_POOL=true) ------------------------------------
-# Under ASGI every request runs in a new thread, so persistent connections can't be reused
-# (and pile up); a psycopg pool removes the per-request connect (QIDO p50 ~30 -> ~14 ms).
+# --- PostgreSQL connections ----------------------------------------------------------------
+# Requests run in a fixed pool of threads (config/asgi_handler.py), so persistent
+# connections (DB_CONN_MAX_AGE > 0, one per thread) or a psycopg pool (DB_POOL=true, shared
+# by the threads) both remove the per-request connect.
+# DB_SERVER_SIDE_BINDING=true lets psycopg bind parameters on the server and prepare the
+# statements a connection repeats (QIDO, ingest): no planning on each execution.
+if envbool("DB_SERVER_SIDE_BINDING", False) and DATABASES["default"]["ENGINE"].endswith(
+    "postgresql"
+):
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+    # Prepare from the second execution (psycopg's default waits for the fifth): with a
+    # connection per request thread most statements would otherwise never be prepared.
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = envint("DB_PREPARE_THRESHOLD", 1)
 if envbool("DB_POOL", False) and DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {

@@ -1,80 +1,133 @@
-"""Rate limits as one counter per client and window.
+"""Rate limits as one counter per client, rate and window.
 
 DRF's stock throttles keep, per client, the list of every request time in the window and
 read and rewrite it (pickled) on each request: at the default 10,000 requests/hour that is
-a list of up to 10,000 floats moved to and from Redis per request. These keep one integer
-per client instead: the window opens at the client's first request and lasts the rate's
-duration. With Redis the count is one round trip (``INCR`` and ``EXPIRE ... NX`` in a
-pipeline); with another cache (tests, no Redis) the cache API. Same rates, same settings
-(``DEFAULT_THROTTLE_RATES``), same 429 with ``Retry-After`` (seconds until the window
-closes).
+a list of up to 10,000 floats moved to and from Redis per request, once per throttle class.
+Here each limit is one integer: the window opens at the client's first request and lasts the
+rate's duration. :class:`RateLimits` applies every rate of a request (``anon`` without
+credentials, ``user``, and the view's ``throttle_scope``) with one Redis round trip (``INCR``
+and ``EXPIRE ... NX`` per limit, pipelined); with another cache (tests, no Redis) it uses the
+cache API. Same settings (``DEFAULT_THROTTLE_RATES``), same 429 with ``Retry-After`` (seconds
+until the window closes).
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache.backends.redis import RedisCacheClient
-from rest_framework.throttling import (
-    AnonRateThrottle,
-    ScopedRateThrottle,
-    SimpleRateThrottle,
-    UserRateThrottle,
-)
+from django.core.exceptions import ImproperlyConfigured
+from rest_framework.throttling import BaseThrottle, ScopedRateThrottle, SimpleRateThrottle
 
 
-class WindowCounterThrottle(SimpleRateThrottle):
-    """Allow ``num_requests`` per ``duration`` seconds, counted from the first request."""
+@dataclass(frozen=True)
+class Limit:
+    key: str
+    num_requests: int
+    duration: int
+
+
+class RateLimits(BaseThrottle):
+    """Every rate that applies to a request, counted in one round trip."""
 
     def allow_request(self, request: Any, view: Any) -> bool:
-        if self.rate is None:
+        limits = self._limits(request, view)
+        if not limits:
             return True
-        key = self.get_cache_key(request, view)
-        if key is None:
-            return True
-        self.key = f"{key}:count"  # not DRF's key: that one holds a pickled list
-        self.now = self.timer()
-        count = self._redis_count() if self._on_redis() else self._cache_count()
-        return count <= self.num_requests
-
-    def _on_redis(self) -> bool:
-        return isinstance(getattr(self.cache, "_cache", None), RedisCacheClient)
-
-    def _redis_count(self) -> int:
-        key = self.cache.make_and_validate_key(self.key)
-        pipe = self.cache._cache.get_client(key, write=True).pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, self.duration, nx=True)  # set once, when the window opens
-        count, _ = pipe.execute()
-        return int(count)
-
-    def _cache_count(self) -> int:
-        try:
-            return self.cache.incr(self.key)
-        except ValueError:  # no open window: open one
-            if self.cache.add(self.key, 1, self.duration):
-                self.cache.set(f"{self.key}:opened", self.now, self.duration)
-                return 1
-            return self.cache.incr(self.key)  # another request opened it first
+        self.now = time.time()
+        counts = limits_count(limits, now=self.now)
+        self.exceeded = [lim for lim, n in zip(limits, counts, strict=True) if n > lim.num_requests]
+        return not self.exceeded
 
     def wait(self) -> float:
-        if self._on_redis():
-            key = self.cache.make_and_validate_key(self.key)
-            ttl = self.cache._cache.get_client(key).ttl(key)
-            return float(max(1, ttl)) if ttl and ttl > 0 else float(self.duration)
-        opened = self.cache.get(f"{self.key}:opened")
-        if opened is None:
-            return float(self.duration)
-        return max(1.0, opened + self.duration - self.now)
+        return max(seconds_left(lim, now=self.now) for lim in self.exceeded)
+
+    def _limits(self, request: Any, view: Any) -> list[Limit]:
+        user = getattr(request, "user", None)
+        authenticated = bool(user and user.is_authenticated)
+        ident = user.pk if authenticated else self.get_ident(request)
+        scopes = [] if authenticated else ["anon"]
+        scopes.append("user")
+        scope = getattr(view, "throttle_scope", None)
+        if scope:
+            scopes.append(scope)
+        rates = SimpleRateThrottle.THROTTLE_RATES
+        limits = []
+        for name in scopes:
+            if name not in rates:
+                if name in ("anon", "user"):
+                    continue  # a default rate left out of the settings: not limited
+                raise ImproperlyConfigured(f"No default throttle rate set for '{name}' scope")
+            if rates[name] is None:
+                continue
+            num, duration = SimpleRateThrottle.parse_rate(self, rates[name])  # type: ignore[arg-type]
+            limits.append(Limit(f"throttle_{name}_{ident}:count", num, duration))
+        return limits
 
 
-class AnonThrottle(AnonRateThrottle, WindowCounterThrottle):
-    """``anon`` rate: requests without credentials, per client address."""
+class ScopedThrottle(ScopedRateThrottle):
+    """Only the view's ``throttle_scope`` rate (views that opt out of the others: token)."""
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        self.scope = getattr(view, self.scope_attr, None)
+        if not self.scope:
+            return True
+        self.rate = self.get_rate()
+        if self.rate is None:
+            return True
+        ident = request.user.pk if request.user.is_authenticated else self.get_ident(request)
+        self.limit = Limit(f"throttle_{self.scope}_{ident}:count", *self.parse_rate(self.rate))
+        self.now = time.time()
+        return limits_count([self.limit], now=self.now)[0] <= self.limit.num_requests
+
+    def wait(self) -> float:
+        return seconds_left(self.limit, now=self.now)
 
 
-class UserThrottle(UserRateThrottle, WindowCounterThrottle):
-    """``user`` rate: authenticated requests, per user."""
+# --- counting ----------------------------------------------------------------------------
 
 
-class ScopedThrottle(ScopedRateThrottle, WindowCounterThrottle):
-    """The rate named by a view's ``throttle_scope`` (``uploads``, ``token``)."""
+def _cache() -> Any:
+    return SimpleRateThrottle.cache  # looked up each time: tests swap it
+
+
+def _on_redis(cache: Any) -> bool:
+    return isinstance(getattr(cache, "_cache", None), RedisCacheClient)
+
+
+def limits_count(limits: list[Limit], *, now: float) -> list[int]:
+    """Add one request to each limit's window; the counts after it."""
+    cache = _cache()
+    if not _on_redis(cache):
+        return [_cache_count(cache, lim, now) for lim in limits]
+    keys = [cache.make_and_validate_key(lim.key) for lim in limits]
+    pipe = cache._cache.get_client(keys[0], write=True).pipeline(transaction=False)
+    for key, lim in zip(keys, limits, strict=True):
+        pipe.incr(key)
+        pipe.expire(key, lim.duration, nx=True)  # set once, when the window opens
+    replies = pipe.execute()
+    return [int(n) for n in replies[0::2]]
+
+
+def _cache_count(cache: Any, lim: Limit, now: float) -> int:
+    try:
+        return cache.incr(lim.key)
+    except ValueError:  # no open window: open one
+        if cache.add(lim.key, 1, lim.duration):
+            cache.set(f"{lim.key}:opened", now, lim.duration)
+            return 1
+        return cache.incr(lim.key)  # another request opened it first
+
+
+def seconds_left(lim: Limit, *, now: float) -> float:
+    cache = _cache()
+    if _on_redis(cache):
+        key = cache.make_and_validate_key(lim.key)
+        ttl = cache._cache.get_client(key).ttl(key)
+        return float(max(1, ttl)) if ttl and ttl > 0 else float(lim.duration)
+    opened = cache.get(f"{lim.key}:opened")
+    if opened is None:
+        return float(lim.duration)
+    return max(1.0, opened + lim.duration - now)
