@@ -6,4 +6,4 @@ export REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/2} CACHE_KEY_PREFIX=b
 export MEDIA_ROOT=/tmp/lightbox-bench/media LIGHTBOX_STAGING_DIR=/tmp/lightbox-bench/staging
 export LIGHTBOX_MAX_FILE_BYTES=400000000 JWT_ACCESS_MINUTES=600 LOG_LEVEL=WARNING
 export THROTTLE_USER=100000000/hour THROTTLE_UPLOADS=100000000/hour THROTTLE_ANON=100000000/hour
-export DB_CONN_MAX_AGE=0 DB_POOL=true  # ASGI runs sync views in fresh threads: pool, no persistent connections
+export DB_CONN_MAX_AGE=0 DB_POOL=true DB_SERVER_SIDE_BINDING=true  # a pool shared by the request threads; prepared statements
