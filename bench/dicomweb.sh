@@ -15,8 +15,7 @@ export DATABASE_URL=${DWEB_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/dweb
 export REDIS_URL=${DWEB_REDIS_URL:-redis://127.0.0.1:6379/3} CACHE_KEY_PREFIX=dweb-bench
 export MEDIA_ROOT=/tmp/dweb-bench/media LIGHTBOX_STAGING_DIR=/tmp/dweb-bench/staging
 export DICOM_SCP_ALLOWED="*=bench@example.com" DICOM_SCP_AE_TITLE=LIGHTBOX
-# Under ASGI every request runs in a fresh thread: persistent connections would pile up
-# (one per thread) until PostgreSQL refuses new clients.
+# A connection pool shared by the request threads (and, from env.sh, prepared statements).
 export DB_CONN_MAX_AGE=0 DB_POOL=true
 PORT=${PORT:-8100}
 SCP_PORT=${SCP_PORT:-11190}
