@@ -7,6 +7,8 @@ themselves); errors are still JSON through the project's exception handler.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -69,11 +71,18 @@ def streaming_body(request: Request, chunks: Iterator[bytes]) -> Any:
 
 
 async def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Read the next batch while the current one is being sent (one read in flight at a
+    time: the iterator is never advanced by two threads at once)."""
     pull = sync_to_async(_gather, thread_sensitive=False)
+    pending = asyncio.ensure_future(pull(chunks))
     try:
-        while chunk := await pull(chunks):
+        while chunk := await asyncio.shield(pending):  # a disconnect never cuts a read
+            pending = asyncio.ensure_future(pull(chunks))
             yield chunk
     finally:
+        if not pending.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(pending)  # let the read in flight finish first
         close = getattr(chunks, "close", None)
         if close is not None:
             await sync_to_async(close, thread_sensitive=False)()
