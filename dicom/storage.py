@@ -124,6 +124,9 @@ def blob_put_staged(staged: StagedFile) -> str:
         target.parent.mkdir(parents=True, exist_ok=True)
         try:  # staging and storage on one file system: a rename, no copy
             os.replace(staged.path, target)
+            mode = getattr(default_storage, "file_permissions_mode", None)
+            if mode is not None:  # staging files are private (mkstemp: 0600)
+                os.chmod(target, mode)
         except OSError:
             tmp = target.with_name(f".{ORIGINAL_NAME}.{os.getpid()}.{time.monotonic_ns()}")
             shutil.copyfile(staged.path, tmp)
