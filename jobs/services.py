@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import random
 import socket
 import uuid
 from collections.abc import Callable, Iterable
@@ -194,15 +195,24 @@ def job_run(*, job_id: Any) -> Job | None:
     try:
         events.job_progress_publish(job=job)
         kind = job_kind_get(job.kind)
-        pending = list(
-            job.items.filter(status=JobItem.Status.PENDING)
-            .order_by("index")
-            .values_list("pk", flat=True)
-        )
-        for item_pk in pending:
-            _item_run(job=job, kind=kind, item_pk=item_pk)
-            _job_recount(job, heartbeat=True)
-            events.job_progress_publish(job=job)
+        # Passes over the pending items until a pass runs none: an item skipped because
+        # another worker held its row lock for a moment is tried again; items another
+        # worker is really running are left to it. Each worker takes the items in its own
+        # random order: workers sharing a job rarely reach the same item at the same time
+        # (in step they would collide on every item, and each collision costs an attempt).
+        while True:
+            pending = list(
+                job.items.filter(status=JobItem.Status.PENDING).values_list("pk", flat=True)
+            )
+            random.shuffle(pending)
+            ran = False
+            for item_pk in pending:
+                if _item_run(job=job, kind=kind, item_pk=item_pk):
+                    ran = True
+                    _job_recount(job, heartbeat=True)
+                    events.job_progress_publish(job=job)
+            if not ran:
+                break
         return _job_finish(job=job, kind=kind)
     finally:
         recovery.current_job_set(None)
@@ -238,38 +248,49 @@ def _item_claimable(item_pk: int) -> bool:
         )
 
 
-def _item_run(*, job: Job, kind: JobKind, item_pk: int) -> None:
+def _item_run(*, job: Job, kind: JobKind, item_pk: int) -> bool:
+    """Run one item unless another worker has it; whether this worker ran (or failed) it."""
     if not _item_claimable(item_pk):
-        return
+        return False
     # Count the attempt first, in its own commit: an item that kills its worker every
     # time (a codec crash, memory exhaustion) is given up instead of looping forever.
     JobItem.objects.filter(pk=item_pk).update(attempts=F("attempts") + 1)
     item = JobItem.objects.get(pk=item_pk)
     max_attempts = getattr(settings, "LIGHTBOX_JOB_ITEM_MAX_ATTEMPTS", 3)
     if item.status != JobItem.Status.PENDING:
-        return
+        return False
     if item.attempts > max_attempts:
         _item_fail(
             item_pk, {"error": MSG_WORKER_LOST.format(attempts=max_attempts), "code": "worker_lost"}
         )
-        return
+        return True
     try:
         with transaction.atomic():
             locked = JobItem.objects.select_for_update(skip_locked=True).filter(pk=item_pk).first()
             if locked is None or locked.status != JobItem.Status.PENDING:
-                return  # another worker has it, or did it meanwhile
-            result = kind.item_run(job=job, item=locked) or {}
-            locked.status = JobItem.Status.DONE
-            locked.result = result
-            locked.worker = worker_name()
-            locked.finished_at = timezone.now()
-            locked.save(update_fields=["status", "result", "worker", "finished_at"])
+                skipped = True  # another worker has it, or did it meanwhile
+            else:
+                skipped = False
+                result = kind.item_run(job=job, item=locked) or {}
+                locked.status = JobItem.Status.DONE
+                locked.result = result
+                locked.worker = worker_name()
+                locked.finished_at = timezone.now()
+                locked.save(update_fields=["status", "result", "worker", "finished_at"])
+        if skipped:
+            # Not an attempt after all: take it back (once the other worker is done with
+            # the row, so only a still pending item is touched).
+            JobItem.objects.filter(pk=item_pk, status=JobItem.Status.PENDING).update(
+                attempts=F("attempts") - 1
+            )
+            return False
     except LightboxError as exc:
         logger.info("job item failed job=%s item=%s code=%s", job.pk, item.index, exc.code)
         _item_fail(item_pk, exc.payload())
     except Exception:
         logger.exception("job item crashed job=%s item=%s", job.pk, item.index)
         _item_fail(item_pk, {"error": MSG_INTERNAL, "code": "internal_error"})
+    return True
 
 
 def _item_fail(item_pk: int, error: dict[str, Any]) -> None:
