@@ -126,7 +126,7 @@ def test_two_web_processes_and_two_workers_share_the_work_exactly_once(cluster):
     for sop in singles:
         singles[sop] = ct_variant(sop_uid=sop)
     raced = [ct_variant() for _ in range(5)]  # each sent to both web processes at once
-    batch = [ct_variant() for _ in range(40)]
+    batch = [ct_variant() for _ in range(120)]  # enough work that both workers get some
     alice_events: list = []
     bob_events: list = []
 
