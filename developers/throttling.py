@@ -19,7 +19,7 @@ from typing import Any
 
 from django.core.cache.backends.redis import RedisCacheClient
 from django.core.exceptions import ImproperlyConfigured
-from rest_framework.throttling import BaseThrottle, ScopedRateThrottle, SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 
 @dataclass(frozen=True)
@@ -47,12 +47,8 @@ class RateLimits(BaseThrottle):
     def _limits(self, request: Any, view: Any) -> list[Limit]:
         user = getattr(request, "user", None)
         authenticated = bool(user and user.is_authenticated)
+        scopes = self._scopes(authenticated, getattr(view, "throttle_scope", None))
         ident = user.pk if authenticated else self.get_ident(request)
-        scopes = [] if authenticated else ["anon"]
-        scopes.append("user")
-        scope = getattr(view, "throttle_scope", None)
-        if scope:
-            scopes.append(scope)
         rates = SimpleRateThrottle.THROTTLE_RATES
         limits = []
         for name in scopes:
@@ -66,24 +62,17 @@ class RateLimits(BaseThrottle):
             limits.append(Limit(f"throttle_{name}_{ident}:count", num, duration))
         return limits
 
+    def _scopes(self, authenticated: bool, view_scope: str | None) -> list[str]:
+        scopes = [] if authenticated else ["anon"]
+        scopes.append("user")
+        return [*scopes, view_scope] if view_scope else scopes
 
-class ScopedThrottle(ScopedRateThrottle):
+
+class ScopedThrottle(RateLimits):
     """Only the view's ``throttle_scope`` rate (views that opt out of the others: token)."""
 
-    def allow_request(self, request: Any, view: Any) -> bool:
-        self.scope = getattr(view, self.scope_attr, None)
-        if not self.scope:
-            return True
-        self.rate = self.get_rate()
-        if self.rate is None:
-            return True
-        ident = request.user.pk if request.user.is_authenticated else self.get_ident(request)
-        self.limit = Limit(f"throttle_{self.scope}_{ident}:count", *self.parse_rate(self.rate))
-        self.now = time.time()
-        return limits_count([self.limit], now=self.now)[0] <= self.limit.num_requests
-
-    def wait(self) -> float:
-        return seconds_left(self.limit, now=self.now)
+    def _scopes(self, authenticated: bool, view_scope: str | None) -> list[str]:
+        return [view_scope] if view_scope else []
 
 
 # --- counting ----------------------------------------------------------------------------
