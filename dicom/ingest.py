@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import pydicom
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from pydicom.dataset import Dataset
 
 from dicom.dicom_json import dataset_json
@@ -57,6 +58,7 @@ MSG_PIXELS_SHORT = (
     "The image declares {expected} bytes of pixel data but the file holds only {size} bytes."
 )
 MSG_CUT = "The DICOM dataset is truncated or damaged after byte {position}."
+MSG_SERIES_ELSEWHERE = "SeriesInstanceUID already belongs to another study."
 MSG_DICOMDIR = "A DICOMDIR is a media index, not an instance; upload the files it lists."
 
 STATUS_STORED = "stored"
@@ -301,8 +303,7 @@ def _write(
     stored_name = None
     try:
         with transaction.atomic():
-            study = _study_get_or_create(ds, owner=owner)
-            series, series_created = _series_get_or_create(ds, study=study)
+            study, series, series_created = _study_series_get_or_create(ds, owner=owner)
             if replace is not None:
                 Instance.objects.filter(pk=replace.pk).delete()
             instance = Instance.objects.create(
@@ -370,6 +371,31 @@ def _check_study_access(study: Study, owner: Any) -> None:
         raise StudyOwnershipConflict()
 
 
+def _study_series_get_or_create(ds: Dataset, *, owner: Any) -> tuple[Study, Series, bool]:
+    """The study and series rows of an instance, created when new; ``True`` when the
+    series was created. The common case (more instances of a stored series) is one query,
+    which also says whether the study is shared (the upload event needs that)."""
+    study_uid = str(ds.StudyInstanceUID)
+    series = (
+        Series.objects.select_related("study")
+        .annotate(
+            study_shared=Exists(Study.shared_with.through.objects.filter(study=OuterRef("study")))
+        )
+        .filter(series_instance_uid=str(ds.SeriesInstanceUID))
+        .first()
+    )
+    if series is None:
+        study = _study_get_or_create(ds, owner=owner)
+        series, created = _series_get_or_create(ds, study=study)
+        return study, series, created
+    study = series.study
+    if study.study_instance_uid != study_uid:
+        raise InvalidDicomFile(MSG_SERIES_ELSEWHERE, code="series_study_mismatch")
+    study.is_shared = series.study_shared  # read by the upload event: no second query
+    _check_study_access(study, owner)
+    return study, series, False
+
+
 def _study_get_or_create(ds: Dataset, *, owner: Any) -> Study:
     """The study row, created with its patient when new. A concurrent creator of the same
     study wins the unique constraint; we then use theirs."""
@@ -379,9 +405,11 @@ def _study_get_or_create(ds: Dataset, *, owner: Any) -> Study:
         patient = _patient_get_or_create(ds)
         try:
             with transaction.atomic():  # a savepoint: the race below must not sink the rest
-                return Study.objects.create(
+                study = Study.objects.create(
                     study_instance_uid=uid, patient_record=patient, **_study_columns(ds, owner)
                 )
+            study.is_shared = False
+            return study
         except IntegrityError:
             study = Study.objects.get(study_instance_uid=uid)
     _check_study_access(study, owner)
@@ -432,9 +460,7 @@ def _series_get_or_create(ds: Dataset, *, study: Study) -> tuple[Series, bool]:
         },
     )
     if not created and series.study_id != study.pk:
-        raise InvalidDicomFile(
-            "SeriesInstanceUID already belongs to another study.", code="series_study_mismatch"
-        )
+        raise InvalidDicomFile(MSG_SERIES_ELSEWHERE, code="series_study_mismatch")
     series.study = study  # the locked row: later readers (events) need no query
     return series, created
 

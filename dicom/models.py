@@ -14,6 +14,8 @@ from django.contrib.auth.models import Group
 from django.db import models
 from django.db.models.expressions import RawSQL
 
+from dicom.fields import FastJSONField
+
 UID_LENGTH = 64  # (VR UI) maximum length
 
 
@@ -169,7 +171,7 @@ class Instance(models.Model):
         related_name="uploaded_instances",
     )
     # Whole header without bulk data, as DICOM JSON (bulk values carry a BulkDataURI key).
-    header = models.JSONField(default=dict)
+    header = FastJSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -52,7 +52,8 @@ class StagedFile:
 
 def staging_dir() -> Path:
     path = Path(settings.LIGHTBOX_STAGING_DIR)
-    path.mkdir(parents=True, exist_ok=True)
+    if not path.is_dir():  # a stat: a mkdir of an existing folder costs 0.2 ms on some disks
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

@@ -85,15 +85,17 @@ def instance_stored_on_commit(*, instance: Any) -> None:
 
 def image_uploaded_publish(*, instance: Any) -> None:
     """Announce a stored instance to its owner, the groups it is shared with and staff.
-    Built from the rows the ingest already holds: one query (the study's shares)."""
+    Built from the rows the ingest already holds. The study's shares take one query,
+    unless the ingest already knows there are none (``study.is_shared`` is False)."""
     from dicom.models import Study
 
     study = instance.series.study
     groups = [STAFF_GROUP]
     if study.owner_id:
         groups.append(user_group(study.owner_id))
-    shares = Study.shared_with.through.objects.filter(study_id=study.pk)
-    groups += [auth_group(pk) for pk in shares.values_list("group_id", flat=True)]
+    if getattr(study, "is_shared", True):
+        shares = Study.shared_with.through.objects.filter(study_id=study.pk)
+        groups += [auth_group(pk) for pk in shares.values_list("group_id", flat=True)]
     event = {"type": "image.uploaded", "event_id": uuid.uuid4().hex, "image": image_event(instance)}
     groups_send(groups, event)
 
