@@ -345,6 +345,7 @@ if envbool("DB_SERVER_SIDE_BINDING", False) and DATABASES["default"]["ENGINE"].e
     # connection per request thread most statements would otherwise never be prepared.
     DATABASES["default"]["OPTIONS"]["prepare_threshold"] = envint("DB_PREPARE_THRESHOLD", 1)
 if envbool("DB_POOL", False) and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"]["ENGINE"] = "config.postgresql"  # the pool: most recent first
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": envint("DB_POOL_MIN", 2),
