@@ -85,19 +85,20 @@ async def _drain(socket) -> list[dict]:
     return events
 
 
+@pytest.mark.parametrize("series_uid", [None, "1.2.3.4.77.1"], ids=["new-series", "same-series"])
 def test_image_uploaded_reaches_the_owner_and_the_shared_group_only(
-    owner, colleague, outsider, django_capture_on_commit_callbacks
+    series_uid, owner, colleague, outsider, django_capture_on_commit_callbacks
 ):
-    first = instance_ingest(
-        stream=io.BytesIO(ct_variant(study_uid="1.2.3.4.77")), owner=owner, source="test"
-    ).instance
+    def store():
+        data = ct_variant(study_uid="1.2.3.4.77", series_uid=series_uid)
+        return instance_ingest(stream=io.BytesIO(data), owner=owner, source="test").instance
+
+    first = store()
     first.series.study.shared_with.add(Group.objects.get(name="radiology"))
 
     def store_second():
         with django_capture_on_commit_callbacks(execute=True):
-            return instance_ingest(
-                stream=io.BytesIO(ct_variant(study_uid="1.2.3.4.77")), owner=owner, source="test"
-            ).instance
+            return store()
 
     async def scenario():
         sockets = [await connected(u) for u in (owner, colleague, outsider)]
