@@ -296,8 +296,9 @@ def _write(
 ) -> IngestResult:
     """One transaction, one commit: the rows, the stored file and the audit record.
 
-    About eight statements for an instance of a study and series already stored (the
-    common case: a study arrives instance by instance), a few more for a new study."""
+    Six statements, BEGIN and COMMIT included, for an instance of a series already stored
+    (the common case: a study arrives instance by instance), a few more for a new series or
+    study."""
     old_sha = replace.sha256 if replace is not None else None
     stored_name = None
     try:
@@ -340,7 +341,7 @@ def _write(
     return IngestResult(instance, STATUS_OVERWRITTEN if replace else STATUS_STORED)
 
 
-SOURCE_PROTOCOLS = {"stow": "dicomweb", "cstore": "dimse", "import": "cli"}
+SOURCE_PROTOCOLS = {"stow": "dicomweb", "dimse": "dimse", "import": "cli"}
 
 
 def _audit_store(*, instance: Instance, owner: Any, source: str) -> None:

@@ -121,11 +121,10 @@ def handle_store(event: Any, config: ScpConfig) -> int:
         staged = staging_write(
             io.BytesIO(event.encoded_dataset(include_meta=True)), filename="c-store"
         )
-        result = staged_ingest(staged=staged, owner=owner, source="dimse")
+        staged_ingest(staged=staged, owner=owner, source="dimse")  # audited by the ingest
     except (LightboxError, DatabaseError) as exc:
         logger.info("c-store refused ae=%s code=%s", calling, getattr(exc, "code", "db"))
         return store_status(exc)
-    _audit(owner, "store", instance=result.instance, detail=f"c-store {result.status}")
     return SUCCESS
 
 
@@ -151,14 +150,6 @@ def handle_find(event: Any, config: ScpConfig) -> Iterator[tuple[int, Dataset | 
 
 def _close_connections(event: Any) -> None:
     connections.close_all()
-
-
-def _audit(user: Any, action: str, **kwargs: Any) -> None:
-    try:
-        from developers.audit import audit_record
-    except ImportError:
-        return
-    audit_record(user=user, action=action, protocol="dimse", **kwargs)
 
 
 # --- C-FIND on the QIDO matcher ---------------------------------------------------------

@@ -18,6 +18,7 @@ import pytest
 from django.conf import settings
 from pydicom.data import get_testdata_file
 
+from developers.models import AuditEvent
 from dicom.dimse.scp import ScpConfig, allowed_parse, scp_start
 from dicom.models import Instance
 
@@ -77,6 +78,8 @@ def test_storescu_stores_a_file_visible_over_dicomweb_and_the_viewer_api(scp, ow
         "storescu", "-aet", "MODALITY1", "-aec", AE_TITLE, "127.0.0.1", str(scp), str(CT_SMALL)
     )
     assert again.returncode == 0 and Instance.objects.count() == 1  # duplicate = success
+    stores = AuditEvent.objects.filter(action="store", instance_id=instance.pk)
+    assert [(e.protocol, e.user.email) for e in stores] == [("dimse", "owner@example.com")]
 
 
 # storescu proposes uncompressed syntaxes unless told otherwise: one run per option.
