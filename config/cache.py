@@ -3,7 +3,9 @@
 Django keeps one cache object per request context under ASGI, and each object builds its
 own connection pool: every request opened (and dropped) a new Redis connection. Here the
 pools live at module level, keyed by server URL and options, so connections are reused
-across requests and threads (redis-py pools are thread-safe).
+across requests and threads (redis-py pools are thread-safe). So is the client object of
+each pool: Django built a new one at every cache call, about 160 dictionary insertions of
+reply callbacks each time.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
 _pools: dict[tuple[str, str], Any] = {}
+_clients: dict[int, Any] = {}  # id(pool) -> the pool's client
 _pools_lock = threading.Lock()
 
 
@@ -28,6 +31,13 @@ class SharedPoolRedisCacheClient(RedisCacheClient):
                 if pool is None:
                     pool = _pools[key] = self._pool_class.from_url(server, **self._pool_options)
         return pool
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+        pool = self._get_connection_pool(write)
+        client = _clients.get(id(pool))
+        if client is None:
+            client = _clients.setdefault(id(pool), self._client(connection_pool=pool))
+        return client
 
 
 class SharedPoolRedisCache(RedisCache):
