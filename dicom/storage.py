@@ -121,20 +121,27 @@ def blob_put_staged(staged: StagedFile) -> str:
             _put_stream(name, enc)
         return name
     if _is_local_storage():
-        target = Path(default_storage.path(name))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:  # staging and storage on one file system: a rename, no copy
-            os.replace(staged.path, target)
-            mode = getattr(default_storage, "file_permissions_mode", None)
-            if mode is not None:  # staging files are private (mkstemp: 0600)
-                os.chmod(target, mode)
-        except OSError:
-            tmp = target.with_name(f".{ORIGINAL_NAME}.{os.getpid()}.{time.monotonic_ns()}")
-            shutil.copyfile(staged.path, tmp)
-            os.replace(tmp, target)
+        local_move(staged.path, Path(default_storage.path(name)))
         return name
     with staged.path.open("rb") as fh:
         return default_storage.save(name, File(fh, name=ORIGINAL_NAME))
+
+
+def local_move(source: Path, target: Path) -> None:
+    """Move a staged file to ``target`` in local storage: a rename when both are on one file
+    system, else a copy that appears whole (written beside the target, then renamed). The
+    file gets the storage's permissions (staging files are private: mkstemp's 0600)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(source, target)
+    except OSError:  # another file system
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+        source.unlink(missing_ok=True)
+    mode = getattr(default_storage, "file_permissions_mode", None)
+    if mode is not None:
+        os.chmod(target, mode)
 
 
 def _put_stream(name: str, fh: IO[bytes]) -> None:

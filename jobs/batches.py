@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +26,7 @@ from dicom.archives import archive_extract, is_zip
 from dicom.conversion import ConversionInfo, image_convert, image_kind, uids_for
 from dicom.errors import LightboxError
 from dicom.ingest import staged_ingest
-from dicom.storage import StagedFile, blob_local_path, blob_open, staging_write
+from dicom.storage import StagedFile, blob_local_path, blob_open, local_move, staging_write
 from jobs.models import Job, JobItem
 from jobs.services import ItemSpec, job_create, job_dir, job_enqueue, job_kind_register
 
@@ -145,11 +143,7 @@ def input_put(staged: StagedFile, name: str) -> None:
     """Move a staged file into storage (a rename on a local disk)."""
     target = blob_local_path(name)
     if target is not None:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(staged.path, target)
-        except OSError:  # another file system
-            shutil.move(str(staged.path), target)
+        local_move(staged.path, Path(target))
         return
     with staged.path.open("rb") as fh:
         default_storage.save(name, File(fh, name=Path(name).name))

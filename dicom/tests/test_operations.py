@@ -17,7 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
 from dicom.models import Instance, Patient, Series, Study
-from dicom.storage import staging_cleanup, staging_dir
+from dicom.storage import local_move, staging_cleanup, staging_dir
 from dicom.tests.factories import ct_variant
 
 pytestmark = pytest.mark.django_db
@@ -144,6 +144,34 @@ def test_staging_leftovers_of_a_crash_are_cleaned_but_fresh_ones_kept():
     os.utime(old, (hours_ago, hours_ago))
     assert staging_cleanup(older_than_seconds=3600) == 1
     assert not old.exists() and fresh.exists()
+
+
+def test_a_stored_original_gets_the_storage_permissions_not_the_staging_ones(owner_client):
+    upload(owner_client, ct_variant())
+    stored = Path(default_storage.path(Instance.objects.get().file_path))
+    assert stored.stat().st_mode & 0o777 == default_storage.file_permissions_mode  # not 0600
+
+
+def test_a_move_to_another_file_system_copies_whole_and_removes_the_staged_file(
+    tmp_path, monkeypatch
+):
+    source, target = tmp_path / "up-1.part", tmp_path / "final" / "abc" / "original.dcm"
+    source.write_bytes(b"DICM" * 1000)
+    source.chmod(0o600)
+    real_replace, calls = os.replace, []
+
+    def replace(src, dst):  # the rename across file systems fails (EXDEV), the rest works
+        calls.append(Path(src))
+        if Path(src) == source:
+            raise OSError(18, "Invalid cross-device link")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    local_move(source, target)
+    assert target.read_bytes() == b"DICM" * 1000 and not source.exists()
+    assert target.stat().st_mode & 0o777 == default_storage.file_permissions_mode
+    assert [p.name for p in target.parent.iterdir()] == ["original.dcm"]  # no temporary left
+    assert len(calls) == 2  # the failed rename, then the copy's rename into place
 
 
 def test_health_endpoints_need_no_login(client):
