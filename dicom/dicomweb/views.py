@@ -524,10 +524,9 @@ class RenderedView(DicomwebView):
         options = wado.render_params(request.query_params)
         if self.thumbnail and options["size"] is None:
             options["size"] = (128, 128)
-        instances = wado.instances_resolve(
+        chosen = wado.rendered_resolve(
             user=request.user, study_uid=study, series_uid=series, sop_uid=instance
         )
-        chosen = instances[0] if instance else wado.representative_instance(instances)
         index = (_frame_numbers(frame)[0] - 1) if frame else 0
         if frame and not 0 <= index < max(1, chosen.number_of_frames):
             from dicom.errors import NotFound

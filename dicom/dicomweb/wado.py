@@ -62,16 +62,21 @@ class NotAcceptable(LightboxError):
 # --- resolving --------------------------------------------------------------------------
 
 
-def instances_resolve(
+def rendered_resolve(
     *, user: Any, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
-) -> list[Instance]:
-    """Visible instances of a study/series/instance in series and instance order; 404
-    when there are none (missing and not yours look the same)."""
-    qs = _visible_instances(user, study_uid, series_uid, sop_uid)
-    instances = list(qs.select_related("series__study").defer("header").order_by(*ORDER))
-    if not instances:
+) -> Instance:
+    """The instance a ``/rendered`` or ``/thumbnail`` shows: the one addressed, or for a
+    study or series its representative image, the middle image of its first series (images
+    with pixel data first). 404 when there is none (missing and not yours look the same).
+    Three columns per instance to choose, then the one row."""
+    qs = _visible_instances(user, study_uid, series_uid, sop_uid).order_by(*ORDER)
+    rows = list(qs.values_list("pk", "series_id", "has_pixel_data"))
+    if not rows:
         raise NotFound("No such study, series or instance.")
-    return instances
+    images = [row for row in rows if row[2]] or rows
+    first_series = [row for row in images if row[1] == images[0][1]]
+    pk = first_series[len(first_series) // 2][0]
+    return Instance.objects.select_related("series__study").defer("header").get(pk=pk)
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ def files_resolve(
     *, user: Any, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
 ) -> tuple[Study, list[StoredFile]]:
     """The study and the stored files of a retrieve, in instance order; 404 as
-    :func:`instances_resolve`. Four columns per instance instead of whole rows with their
+    :func:`rendered_resolve`. Four columns per instance instead of whole rows with their
     series and study: ~3 ms instead of ~30 ms for a 150-instance study."""
     qs = _visible_instances(user, study_uid, series_uid, sop_uid).order_by(*ORDER)
     rows = list(
@@ -130,14 +135,6 @@ def instance_resolve(*, user: Any, study_uid: str, series_uid: str, sop_uid: str
     if instance is None:
         raise NotFound("No such instance.")
     return instance
-
-
-def representative_instance(instances: list[Instance]) -> Instance:
-    """The image shown for a study or series: the middle image of its first series."""
-    images = [i for i in instances if i.has_pixel_data] or instances
-    first_series = images[0].series_id
-    series = [i for i in images if i.series_id == first_series]
-    return series[len(series) // 2]
 
 
 # --- instances --------------------------------------------------------------------------

@@ -312,6 +312,40 @@ def test_rendered_and_thumbnail_at_each_level(owner_client, stored):
     assert owner_client.get(f"{inst}/rendered", HTTP_ACCEPT="video/mp4").status_code == 406
 
 
+def test_a_study_or_series_renders_the_middle_image_of_its_first_series(owner_client):
+    study, first, second = generate_uid(), generate_uid(), generate_uid()
+    # Each image has its own window, so each renders differently.
+    images = [(first, 1, n, center) for n, center in ((1, -300), (2, 40), (3, 300))]
+    images += [(second, 2, n, center) for n, center in ((1, -100), (2, 100), (3, 500))]
+    parts = [
+        ct_variant(
+            study_uid=study,
+            series_uid=series,
+            SeriesNumber=number,
+            instance_number=n,
+            WindowCenter=center,
+            WindowWidth=400,
+        )
+        for series, number, n, center in reversed(images)  # stored in another order
+    ]
+    assert stow(owner_client, parts).status_code == 200
+
+    def rendered(url):
+        response = owner_client.get(f"/dicomweb/studies/{study}{url}/rendered")
+        assert response.status_code == 200, url
+        return response.content
+
+    def instance_url(series, n):
+        sop = Instance.objects.get(series__series_instance_uid=series, instance_number=n)
+        return f"/series/{series}/instances/{sop.sop_instance_uid}"
+
+    middle_of_first = rendered(instance_url(first, 2))
+    assert rendered("") == middle_of_first
+    assert rendered(f"/series/{first}") == middle_of_first
+    assert rendered(f"/series/{second}") == rendered(instance_url(second, 2))
+    assert middle_of_first != rendered(instance_url(first, 1))
+
+
 def test_a_study_stored_by_stow_is_in_the_viewer_api(owner_client, stored):
     study = Study.objects.get(study_instance_uid=stored["study"])
     response = owner_client.get("/viewer/api/studies/")
