@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import io
+import time
+import uuid
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from channels_redis.core import RedisChannelLayer
 from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework_simplejwt.tokens import AccessToken
@@ -14,6 +18,7 @@ from config.asgi import application
 from dicom.ingest import instance_ingest
 from dicom.tests.factories import ct_variant
 from jobs.batches import batch_create_from_uploads
+from jobs.events import _groups_listened
 from jobs.services import job_run
 
 # Committed data: the consumer, like every Channels database call, closes stale connections.
@@ -180,3 +185,20 @@ def test_a_session_from_a_foreign_origin_is_not_trusted(owner, client):
         await evil.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_only_groups_with_a_live_channel_are_sent_to_on_redis():
+    layer = get_channel_layer()
+    if not isinstance(layer, RedisChannelLayer):
+        pytest.skip("the Redis channel layer is used when REDIS_URL is set")
+    tag = uuid.uuid4().hex[:8]
+    listened, stale, empty = f"listened-{tag}", f"stale-{tag}", f"empty-{tag}"
+
+    async def scenario():
+        await layer.group_add(listened, await layer.new_channel())
+        too_old = time.time() - layer.group_expiry - 60  # a socket that died long ago
+        stale_key = layer._group_key(stale)
+        await layer.connection(layer.consistent_hash(stale)).zadd(stale_key, {"x!y": too_old})
+        return await _groups_listened(layer, {listened, stale, empty})
+
+    assert async_to_sync(scenario)() == {listened}
