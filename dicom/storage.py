@@ -135,9 +135,8 @@ def local_move(source: Path, target: Path) -> None:
     try:
         os.replace(source, target)
     except OSError:  # another file system
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        with source.open("rb") as fh:
+            _write_whole(target, fh)
         source.unlink(missing_ok=True)
     mode = getattr(default_storage, "file_permissions_mode", None)
     if mode is not None:
@@ -149,12 +148,18 @@ def _put_stream(name: str, fh: IO[bytes]) -> None:
     if _is_local_storage():
         target = Path(default_storage.path(name))
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}")
-        with tmp.open("wb") as out:
-            shutil.copyfileobj(fh, out, CHUNK)
-        os.replace(tmp, target)
+        _write_whole(target, fh)
     else:
         default_storage.save(name, File(fh, name=name.rsplit("/", 1)[-1]))
+
+
+def _write_whole(target: Path, fh: IO[bytes]) -> None:
+    """Write ``fh`` beside ``target``, then rename it into place: readers never see a
+    partial file."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}")
+    with tmp.open("wb") as out:
+        shutil.copyfileobj(fh, out, CHUNK)
+    os.replace(tmp, target)
 
 
 def blob_put_bytes(name: str, data: bytes) -> None:
