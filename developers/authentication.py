@@ -18,7 +18,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
+from rest_framework_simplejwt import tokens as jwt_tokens
 from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from developers.models import DeveloperAPIKey
@@ -88,7 +90,27 @@ class CachedUserJWTAuthentication(JWTAuthentication):
     for ``LIGHTBOX_AUTH_USER_CACHE_SECONDS`` (default 5): a JWT request no longer costs a
     database query for the user. A saved or deleted user is dropped from this process's
     cache at once (signals); other processes see a deactivation, a password change or a
-    staff flag change within that many seconds. 0 turns the cache off."""
+    staff flag change within that many seconds. 0 turns the cache off.
+
+    A token's signature and claims are also checked once per process: a client sends the
+    same access token with every request until it expires, and nothing but the clock can
+    change its verdict (access tokens are never blacklisted). Later requests with it only
+    check its expiry."""
+
+    def get_validated_token(self, raw_token: bytes) -> Any:
+        key = (raw_token, jwt_settings.SIGNING_KEY)
+        token = _validated_tokens.get(key)
+        if token is not None:
+            try:
+                token.check_exp(current_time=jwt_tokens.aware_utcnow())  # simplejwt's clock
+                return token
+            except TokenError:
+                _validated_tokens.pop(key, None)  # expired: simplejwt says so below
+        token = super().get_validated_token(raw_token)
+        if len(_validated_tokens) >= MAX_VALIDATED_TOKENS:
+            _validated_tokens.clear()
+        _validated_tokens[key] = token
+        return token
 
     def get_user(self, validated_token: Any) -> Any:
         ttl = settings.LIGHTBOX_AUTH_USER_CACHE_SECONDS
@@ -105,6 +127,8 @@ class CachedUserJWTAuthentication(JWTAuthentication):
 
 
 _user_rows: dict[Any, tuple[float, list[Any]]] = {}
+_validated_tokens: dict[tuple[bytes, Any], Any] = {}
+MAX_VALIDATED_TOKENS = 10_000
 
 
 def _user_fields() -> list[str]:

@@ -239,3 +239,33 @@ def test_jwt_authentication_ignores_an_api_key_header_and_vice_versa(api_key, de
     assert (user, key.prefix) == (developer, api_key.partition(".")[0])
     bearer_request = Request(factory.get("/", HTTP_AUTHORIZATION="Bearer abc.def.ghi"))
     assert ApiKeyAuthentication().authenticate(bearer_request) is None
+
+
+def test_a_token_is_verified_once_then_only_its_expiry_is_checked(developer, monkeypatch):
+    from rest_framework_simplejwt import tokens
+    from rest_framework_simplejwt.backends import TokenBackend
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    token = AccessToken.for_user(developer)
+    token.set_exp(lifetime=timedelta(minutes=10))
+    decoded = []
+    real_decode = TokenBackend.decode
+
+    def counting_decode(self, *args, **kwargs):
+        decoded.append(1)
+        return real_decode(self, *args, **kwargs)
+
+    monkeypatch.setattr(TokenBackend, "decode", counting_decode)
+    client = bearer(APIClient(), str(token))
+    assert client.get("/viewer/api/studies/").status_code == 200
+    assert client.get("/viewer/api/studies/").status_code == 200
+    assert len(decoded) == 1  # the second request reused the verified token
+
+    forged = str(token)[:-4] + ("AAAA" if not str(token).endswith("AAAA") else "BBBB")
+    assert bearer(APIClient(), forged).get("/viewer/api/studies/").status_code == 401
+
+    later = timezone.now() + timedelta(minutes=11)
+    monkeypatch.setattr(tokens, "aware_utcnow", lambda: later)
+    response = client.get("/viewer/api/studies/")
+    assert response.status_code == 401  # the cached verdict does not outlive the token
+    assert response.json()["code"] == "token_not_valid"
