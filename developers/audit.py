@@ -16,7 +16,6 @@ from typing import Any
 from django.db import connection, transaction
 
 from developers.models import AuditAction, AuditEvent
-from dicom.rows import row_insert
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +42,11 @@ def audit_record(
     UIDs are stored, never names. Returns the event, or None if it could not be written.
 
     ``isolated=False`` writes the record as part of the caller's transaction (no savepoint)
-    and lets a failure propagate: the ingest uses it, so that an instance is stored with
-    its record or not at all.
+    and lets a failure propagate. (The ingest writes its record with the instance row, see
+    :func:`audit_event`.)
     """
     try:
-        event = _event_build(
+        event = audit_event(
             request=request,
             user=user,
             action=action,
@@ -58,9 +57,7 @@ def audit_record(
             api_key_id=api_key_id,
             client_address=client_address,
         )
-        if not isolated:
-            row_insert(event)  # the ingest's hot path: a statement built once
-        elif connection.in_atomic_block:
+        if connection.in_atomic_block and isolated:
             with transaction.atomic():
                 event.save(force_insert=True)
         else:
@@ -78,18 +75,20 @@ def audit_record(
         return None
 
 
-def _event_build(
+def audit_event(
     *,
-    request: Any,
-    user: Any,
+    request: Any = None,
+    user: Any = None,
     action: str,
-    study: Any,
-    instance: Any,
-    protocol: str,
-    detail: str,
-    api_key_id: str,
-    client_address: str | None,
+    study: Any = None,
+    instance: Any = None,
+    protocol: str = "http",
+    detail: str = "",
+    api_key_id: str = "",
+    client_address: str | None = None,
 ) -> AuditEvent:
+    """The record :func:`audit_record` writes, not yet saved (the ingest writes it in the
+    same statement as the instance)."""
     from developers.authentication import api_key_from_request
 
     if action not in ACTIONS:

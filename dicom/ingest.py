@@ -30,7 +30,7 @@ from dicom.errors import (
     StudyOwnershipConflict,
 )
 from dicom.models import Instance, Patient, Series, Study
-from dicom.rows import row_insert, series_with_study
+from dicom.rows import rows_insert_linked, series_with_study
 from dicom.storage import (
     StagedFile,
     blob_delete_tree,
@@ -297,9 +297,10 @@ def _write(
 ) -> IngestResult:
     """One transaction, one commit: the rows, the stored file and the audit record.
 
-    Five statements, BEGIN and COMMIT included, for an instance of a series already stored
-    (the common case: a study arrives instance by instance), a few more for a new series or
-    study."""
+    On PostgreSQL four statements, BEGIN and COMMIT included, for an instance of a series
+    already stored (the common case: a study arrives instance by instance): the series with
+    its study, then the instance with its audit record in one INSERT. A few more for a new
+    series or study."""
     old_sha = replace.sha256 if replace is not None else None
     stored_name = None
     try:
@@ -318,14 +319,13 @@ def _write(
                 header=ds.lightbox_header,  # type: ignore[attr-defined]
                 **instance_columns(ds),
             )
-            row_insert(instance)
+            rows_insert_linked(instance, _audit_store(instance, owner, source), link="instance_id")
             if series_created or replace is not None:  # the study's modalities may change
                 study_refresh_modalities(study, lock=True)
             stored_name = blob_put_staged(staged)
             if stored_name != instance.file_path:  # object storage may pick another name
                 instance.file_path = stored_name
                 instance.save(update_fields=["file_path"])
-            _audit_store(instance=instance, owner=owner, source=source)
     except BaseException:
         if stored_name is not None and not Instance.objects.filter(sha256=staged.sha256).exists():
             blob_delete_tree(staged.sha256)
@@ -346,16 +346,16 @@ def _write(
 SOURCE_PROTOCOLS = {"stow": "dicomweb", "dimse": "dimse", "import": "cli"}
 
 
-def _audit_store(*, instance: Instance, owner: Any, source: str) -> None:
-    from developers.audit import audit_record
+def _audit_store(instance: Instance, owner: Any, source: str) -> Any:
+    """The audit record of a store, written with the instance: no instance without it."""
+    from developers.audit import audit_event
 
-    audit_record(
+    return audit_event(
         user=owner if getattr(owner, "pk", None) else None,
         action="store",
         instance=instance,
         protocol=SOURCE_PROTOCOLS.get(source, "http"),
         detail=source,
-        isolated=False,  # part of the store: no instance without its audit record
     )
 
 

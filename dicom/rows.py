@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, TypeVar
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Model
 from django.db.models.signals import post_save
 
@@ -46,16 +46,72 @@ def row_insert(obj: M, *, using: str = "default") -> M:
     connection = connections[using]
     returning = connection.features.can_return_columns_from_insert
     sql, fields = _insert_plan(type(obj), connection.vendor, returning)
-    values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _values(obj, fields, connection))
+        pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+    _inserted(obj, pk, using)
+    return obj
+
+
+def rows_insert_linked(parent: Model, child: Model, *, link: str, using: str = "default") -> None:
+    """INSERT ``parent``, then ``child`` with its ``link`` column set to the parent's new
+    primary key, both or neither. On PostgreSQL that is one statement (a data-modifying
+    ``WITH``, atomic by itself): one round trip instead of two. Elsewhere, two INSERTs in
+    one transaction."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        with transaction.atomic(using=using):
+            row_insert(parent, using=using)
+            setattr(child, link, parent.pk)
+            row_insert(child, using=using)
+        return
+    sql, parent_fields, child_fields = _linked_plan(type(parent), type(child), link)
+    values = [
+        *_values(parent, parent_fields, connection),
+        *_values(child, child_fields, connection),
+    ]
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
-        obj.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+        parent_pk, child_pk = cursor.fetchone()
+    _inserted(parent, parent_pk, using)
+    setattr(child, link, parent_pk)
+    _inserted(child, child_pk, using)
+
+
+@cache
+def _linked_plan(parent: type[Model], child: type[Model], link: str) -> tuple[str, tuple, tuple]:
+    parent_sql, parent_fields = _insert_plan(parent, "postgresql", True)
+    quote = connections["default"].ops.quote_name
+    child_fields = tuple(
+        f for f in child._meta.concrete_fields if not f.primary_key and f.attname != link
+    )
+    link_column = child._meta.get_field(link).column
+    # Table and column names from the models' metadata; every value is a parameter.
+    template = "WITH parent AS ({}) INSERT INTO {} ({}, {}) SELECT {}, parent.{} FROM parent"
+    sql = (template + " RETURNING {}, {}").format(
+        parent_sql,
+        quote(child._meta.db_table),
+        ", ".join(quote(f.column) for f in child_fields),
+        quote(link_column),
+        ", ".join(["%s"] * len(child_fields)),
+        quote(parent._meta.pk.column),
+        quote(link_column),
+        quote(child._meta.pk.column),
+    )
+    return sql, parent_fields, child_fields
+
+
+def _values(obj: Model, fields: tuple, connection: Any) -> list[Any]:
+    return [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+
+
+def _inserted(obj: Model, pk: Any, using: str) -> None:
+    obj.pk = pk
     obj._state.adding = False
     obj._state.db = using
     post_save.send(
         sender=type(obj), instance=obj, created=True, update_fields=None, raw=False, using=using
     )
-    return obj
 
 
 @cache

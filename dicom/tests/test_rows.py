@@ -6,12 +6,13 @@ import io
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import IntegrityError, transaction
 from django.db.models.signals import post_save
 
 from developers.models import AuditEvent
 from dicom.ingest import instance_ingest
-from dicom.models import Series, Study
-from dicom.rows import row_insert, series_with_study
+from dicom.models import Instance, Series, Study
+from dicom.rows import row_insert, rows_insert_linked, series_with_study
 from dicom.tests.factories import ct_variant
 
 pytestmark = pytest.mark.django_db
@@ -75,3 +76,31 @@ def test_row_insert_stores_the_row_save_would_and_announces_it(owner):
     assert stored.route == ""  # a field default
     assert announced == [(event.pk, True, False)]
     assert event._state.adding is False
+
+
+def _new_instance(series: Series, uid: str) -> Instance:
+    return Instance(
+        series=series, sop_instance_uid=uid, sha256="a" * 64, file_size=1, header={"x": 1}
+    )
+
+
+def test_an_instance_and_its_audit_record_are_stored_together(owner):
+    series = _stored_series(owner)
+    instance = _new_instance(series, "1.2.3.4.5")
+    event = AuditEvent(user=owner, action="store", protocol="http", detail="test")
+    rows_insert_linked(instance, event, link="instance_id")
+    assert Instance.objects.get(pk=instance.pk).header == {"x": 1}
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert stored.instance_id == instance.pk
+    assert (stored.action, stored.detail) == ("store", "test")
+
+
+def test_when_the_audit_record_fails_the_instance_is_not_stored_either(owner):
+    series = _stored_series(owner)
+    before = Instance.objects.count()
+    instance = _new_instance(series, "1.2.3.4.6")
+    broken = AuditEvent(user=owner, action=None, protocol="http")  # NOT NULL
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rows_insert_linked(instance, broken, link="instance_id")
+    assert Instance.objects.count() == before
+    assert not Instance.objects.filter(sop_instance_uid="1.2.3.4.6").exists()
