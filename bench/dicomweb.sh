@@ -23,6 +23,7 @@ PIDFILE=/tmp/dweb-bench.pid
 HARNESS=${BENCH_HARNESS:-$(cd .. && pwd)/shared/bench}
 
 serve() {
+  source bench/server_venv.sh
   mkdir -p "$MEDIA_ROOT" "$LIGHTBOX_STAGING_DIR"
   psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='dweb_bench'" \
     | grep -q 1 || createdb -h 127.0.0.1 -U postgres dweb_bench
@@ -31,7 +32,7 @@ serve() {
 from accounts.models import User
 u, _ = User.objects.get_or_create(email='bench@example.com')
 u.set_password('bench-password-1'); u.save()"
-  .venv/bin/uvicorn config.asgi:application --host 127.0.0.1 --port "$PORT" \
+  "$SERVER_VENV/bin/uvicorn" config.asgi:application --host 127.0.0.1 --port "$PORT" \
     --workers "${WORKERS:-2}" --log-level warning --no-access-log &
   echo $! > "$PIDFILE"
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
@@ -58,7 +59,8 @@ harness() {
 
 storescu_run() {
   local dir=$1
-  .venv/bin/python manage.py dicom_scp --host 127.0.0.1 --port "$SCP_PORT" > /tmp/dweb-bench/scp.log 2>&1 &
+  source bench/server_venv.sh
+  "$SERVER_VENV/bin/python" manage.py dicom_scp --host 127.0.0.1 --port "$SCP_PORT" > /tmp/dweb-bench/scp.log 2>&1 &
   local scp=$!
   for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$SCP_PORT") 2>/dev/null && break; sleep 0.2; done
   local n start end

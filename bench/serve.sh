@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/env.sh
+source bench/server_venv.sh
 mkdir -p "$MEDIA_ROOT" "$LIGHTBOX_STAGING_DIR"
 psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='lightbox_bench'" | grep -q 1 \
   || createdb -h 127.0.0.1 -U postgres lightbox_bench
@@ -13,7 +14,7 @@ psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='ligh
 from accounts.models import User
 u, _ = User.objects.get_or_create(email='bench@example.com')
 u.set_password('bench-password-1'); u.save()"
-.venv/bin/uvicorn config.asgi:application --host 127.0.0.1 --port "${PORT:-8000}" \
+"$SERVER_VENV/bin/uvicorn" config.asgi:application --host 127.0.0.1 --port "${PORT:-8000}" \
   --workers "${WORKERS:-2}" --log-level warning --no-access-log &
 echo $! > /tmp/lightbox-bench.pid
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:${PORT:-8000}/healthz" >/dev/null && break; sleep 0.2; done
