@@ -22,55 +22,24 @@ logger = logging.getLogger(__name__)
 ACTIONS = frozenset(AuditAction.values)
 
 
-def audit_record(
-    *,
-    request: Any = None,
-    user: Any = None,
-    action: str,
-    study: Any = None,
-    instance: Any = None,
-    protocol: str = "http",
-    detail: str = "",
-    api_key_id: str = "",
-    client_address: str | None = None,
-    isolated: bool = True,
-) -> AuditEvent | None:
-    """Record who did ``action`` to which study/instance, how and from where.
-
-    ``user`` defaults to ``request.user``; the API key (prefix), route and client address
-    come from ``request`` when given. ``study`` defaults to ``instance``'s study. Only ids and
-    UIDs are stored, never names. Returns the event, or None if it could not be written.
-
-    ``isolated=False`` writes the record as part of the caller's transaction (no savepoint)
-    and lets a failure propagate. (The ingest writes its record with the instance row, see
-    :func:`audit_event`.)
-    """
+def audit_record(**fields: Any) -> AuditEvent | None:
+    """Record who did ``action`` to which study/instance, how and from where: the record
+    :func:`audit_event` builds from ``fields``, written in a savepoint when a transaction is
+    open. Returns the event, or None if it could not be written (logged with ids only)."""
     try:
-        event = audit_event(
-            request=request,
-            user=user,
-            action=action,
-            study=study,
-            instance=instance,
-            protocol=protocol,
-            detail=detail,
-            api_key_id=api_key_id,
-            client_address=client_address,
-        )
-        if connection.in_atomic_block and isolated:
+        event = audit_event(**fields)
+        if connection.in_atomic_block:
             with transaction.atomic():
                 event.save(force_insert=True)
         else:
             event.save(force_insert=True)
         return event
     except Exception:  # auditing must never make a request fail (logged with ids)
-        if not isolated:
-            raise
         logger.exception(
             "audit record failed action=%s study=%s instance=%s",
-            action,
-            getattr(study, "pk", None),
-            getattr(instance, "pk", None),
+            fields.get("action"),
+            getattr(fields.get("study"), "pk", None),
+            getattr(fields.get("instance"), "pk", None),
         )
         return None
 
@@ -87,8 +56,12 @@ def audit_event(
     api_key_id: str = "",
     client_address: str | None = None,
 ) -> AuditEvent:
-    """The record :func:`audit_record` writes, not yet saved (the ingest writes it in the
-    same statement as the instance)."""
+    """An audit record, not yet saved (:func:`audit_record` saves it; the ingest writes it
+    in the same statement as the instance).
+
+    ``user`` defaults to ``request.user``; the API key (prefix), route and client address
+    come from ``request`` when given. ``study`` defaults to ``instance``'s study. Only ids and
+    UIDs are stored, never names. An unknown ``action`` raises ValueError."""
     from developers.authentication import api_key_from_request
 
     if action not in ACTIONS:
