@@ -12,7 +12,6 @@ if [ "$(cat "$SERVER_VENV/.made-from" 2>/dev/null)" != "$BENCH_PYTHON" ]; then
   rm -rf "$SERVER_VENV"
   "$BENCH_PYTHON" -m venv "$SERVER_VENV"
   "$SERVER_VENV/bin/pip" install -q --upgrade pip
-  "$SERVER_VENV/bin/pip" install -q -r requirements.txt
   echo "$BENCH_PYTHON" > "$SERVER_VENV/.made-from"
 fi
 "$SERVER_VENV/bin/pip" install -q -r requirements.txt  # quick when nothing changed

@@ -13,27 +13,32 @@ from typing import Any
 def like_indexes_drop(
     apps: Any, schema_editor: Any, model: tuple[str, str], columns: list[str]
 ) -> None:
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    table = apps.get_model(*model)._meta.db_table
-    for column in columns:
-        name = schema_editor._create_index_name(table, [column], suffix="_like")
+    for name, _table, _column in _like_indexes(apps, schema_editor, model, columns):
         schema_editor.execute(f"DROP INDEX IF EXISTS {schema_editor.quote_name(name)}")
 
 
 def like_indexes_create(
     apps: Any, schema_editor: Any, model: tuple[str, str], columns: list[str]
 ) -> None:
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    table = apps.get_model(*model)._meta.db_table
     quote = schema_editor.quote_name
-    for column in columns:
-        name = schema_editor._create_index_name(table, [column], suffix="_like")
+    for name, table, column in _like_indexes(apps, schema_editor, model, columns):
         schema_editor.execute(
             f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {quote(table)}"
             f" ({quote(column)} varchar_pattern_ops)"
         )
+
+
+def _like_indexes(
+    apps: Any, schema_editor: Any, model: tuple[str, str], columns: list[str]
+) -> list[tuple[str, str, str]]:
+    """(index name as Django names it, table, column) per column; none off PostgreSQL."""
+    if schema_editor.connection.vendor != "postgresql":
+        return []
+    table = apps.get_model(*model)._meta.db_table
+    return [
+        (schema_editor._create_index_name(table, [column], suffix="_like"), table, column)
+        for column in columns
+    ]
 
 
 def toast_compression_set(
