@@ -25,8 +25,8 @@ from pydicom.dataset import Dataset
 
 from dicom import ingest
 from dicom.archives import archive_extract, is_zip
-from dicom.errors import FileTooLarge, InvalidDicomFile, LightboxError
-from dicom.storage import StagedFile, staging_write
+from dicom.errors import InvalidDicomFile, LightboxError
+from dicom.storage import StagedFile, file_too_large, staging_write
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +84,7 @@ def upload_read(
         if is_zip(staged.path):
             return _archive_read(staged, fields=fields, fmt=fmt)
         if staged.size > settings.LIGHTBOX_MAX_FILE_BYTES:
-            raise FileTooLarge(
-                f"The file is larger than the limit of {settings.LIGHTBOX_MAX_FILE_BYTES} bytes.",
-                limit=settings.LIGHTBOX_MAX_FILE_BYTES,
-            )
+            raise file_too_large(settings.LIGHTBOX_MAX_FILE_BYTES)
         return staged_read(staged=staged, fields=fields, fmt=fmt)
     finally:
         staged.discard()

@@ -74,15 +74,17 @@ def staging_write(
             while chunk := stream.read(CHUNK):
                 size += len(chunk)
                 if size > limit:
-                    raise FileTooLarge(
-                        f"The file is larger than the limit of {limit} bytes.", limit=limit
-                    )
+                    raise file_too_large(limit)
                 digest.update(chunk)
                 out.write(chunk)
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
     return StagedFile(path=Path(name), sha256=digest.hexdigest(), size=size, filename=filename)
+
+
+def file_too_large(limit: int) -> FileTooLarge:
+    return FileTooLarge(f"The file is larger than the limit of {limit} bytes.", limit=limit)
 
 
 def staging_cleanup(*, older_than_seconds: int = 3600) -> int:

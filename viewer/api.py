@@ -15,7 +15,6 @@ from django.http import FileResponse, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,10 +28,10 @@ from dicom.ingest import IngestOutcome, outcomes_ingest
 from dicom.models import Instance, Series, Study
 from dicom.negotiation import JsonErrorsNegotiation
 from dicom.previews import instance_render, parse_size, parse_window, render_format
-from dicom.storage import StagedFile, blob_reader, staging_write
+from dicom.storage import StagedFile, blob_reader, file_too_large
+from dicom.upload_staging import StagedUpload, StagingMultiPartParser
 
 MSG_NO_FILES = "Send one or more files in the multipart field 'files'."
-MSG_UPLOAD_TOO_BIG = "The upload holds more than {limit} bytes in total."
 
 
 # --- serialisation ------------------------------------------------------------------------
@@ -128,7 +127,7 @@ def outcome_json(outcome: IngestOutcome) -> dict[str, Any]:
 class UploadView(APIView):
     """Upload one or many DICOM files or ZIP archives (seed 004)."""
 
-    parser_classes = [MultiPartParser]
+    parser_classes = [StagingMultiPartParser]  # file parts go straight to staging
     throttle_scope = "uploads"
 
     @extend_schema(
@@ -161,22 +160,17 @@ class UploadView(APIView):
         return upload_response(outcomes)
 
 
-def upload_ingest(*, uploads: list[Any], owner: Any, overwrite: bool) -> list[IngestOutcome]:
-    """Stage every uploaded file (expanding ZIPs), then ingest each one."""
+def upload_ingest(
+    *, uploads: list[StagedUpload], owner: Any, overwrite: bool
+) -> list[IngestOutcome]:
+    """Ingest every uploaded file, expanding ZIPs. The parser has staged them, within the
+    upload size limit (:class:`dicom.upload_staging.StagingUploadHandler`)."""
     outcomes: list[IngestOutcome] = []
     staged: list[StagedFile] = []
-    total = sum(getattr(u, "size", 0) or 0 for u in uploads)
-    if total > settings.LIGHTBOX_MAX_UPLOAD_BYTES:
-        raise LightboxError(
-            MSG_UPLOAD_TOO_BIG.format(limit=settings.LIGHTBOX_MAX_UPLOAD_BYTES),
-            code="upload_too_large",
-        )
     for upload in uploads:
-        name = getattr(upload, "name", "") or "upload"
+        name = upload.name or "upload"
         try:
-            item = staging_write(
-                upload, filename=name, max_bytes=settings.LIGHTBOX_MAX_UPLOAD_BYTES
-            )
+            item = upload.staged
             if is_zip(item.path):
                 try:
                     members = archive_extract(item.path)
@@ -187,13 +181,7 @@ def upload_ingest(*, uploads: list[Any], owner: Any, overwrite: bool) -> list[In
                 staged.extend(members)
             elif item.size > settings.LIGHTBOX_MAX_FILE_BYTES:
                 item.discard()
-                from dicom.errors import FileTooLarge
-
-                raise FileTooLarge(
-                    f"The file is larger than the limit of {settings.LIGHTBOX_MAX_FILE_BYTES} "
-                    "bytes.",
-                    limit=settings.LIGHTBOX_MAX_FILE_BYTES,
-                )
+                raise file_too_large(settings.LIGHTBOX_MAX_FILE_BYTES)
             else:
                 staged.append(item)
         except LightboxError as exc:

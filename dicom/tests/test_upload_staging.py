@@ -1,0 +1,104 @@
+"""Multipart file parts go straight to staging: one copy, refused parts cut at the limit,
+and nothing left in staging whatever way the request ends."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from dicom.models import Instance
+from dicom.storage import blob_reader
+from dicom.tests.factories import ct_variant
+
+pytestmark = pytest.mark.django_db
+UPLOAD_URL = "/viewer/api/upload/"
+
+
+def staging_files(root) -> list:
+    staging = root / "staging"
+    return sorted(staging.iterdir()) if staging.exists() else []
+
+
+def test_the_stored_original_is_the_uploaded_bytes_and_staging_is_left_empty(
+    owner_client, isolated_storage
+):
+    data = ct_variant()
+    response = owner_client.post(
+        UPLOAD_URL, {"files": SimpleUploadedFile("ct.dcm", data)}, format="multipart"
+    )
+    assert response.status_code == 201, response.content[:300]
+    instance = Instance.objects.get()
+    assert instance.sha256 == hashlib.sha256(data).hexdigest()
+    assert instance.file_size == len(data)
+    with blob_reader(instance.file_path) as fh:
+        assert fh.read() == data
+    assert staging_files(isolated_storage) == []
+
+
+def test_an_upload_over_the_limit_stops_there_and_leaves_nothing(
+    owner_client, isolated_storage, settings
+):
+    small, big = ct_variant(), ct_variant(Rows=64, Columns=64) + bytes(400_000)
+    settings.LIGHTBOX_MAX_UPLOAD_BYTES = len(small) + 1000
+    response = owner_client.post(
+        UPLOAD_URL,
+        {"files": [SimpleUploadedFile("ok.dcm", small), SimpleUploadedFile("big.dcm", big)]},
+        format="multipart",
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "upload_too_large"
+    assert Instance.objects.count() == 0
+    assert staging_files(isolated_storage) == []
+
+
+def test_a_file_over_the_file_limit_is_refused_after_staging_and_removed(
+    owner_client, isolated_storage, settings
+):
+    settings.LIGHTBOX_MAX_FILE_BYTES = 1000  # checked after staging, for each file
+    response = owner_client.post(
+        UPLOAD_URL, {"files": SimpleUploadedFile("a.dcm", ct_variant())}, format="multipart"
+    )
+    assert response.status_code == 413
+    assert response.json()["code"] == "file_too_large"
+    assert staging_files(isolated_storage) == []
+
+
+def test_parts_the_view_never_reads_are_removed_when_the_request_ends(
+    owner_client, isolated_storage
+):
+    response = owner_client.post(
+        UPLOAD_URL, {"other": SimpleUploadedFile("a.dcm", ct_variant())}, format="multipart"
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "no_files"
+    assert staging_files(isolated_storage) == []
+
+
+def test_a_body_broken_after_a_complete_part_is_refused_and_leaves_no_staged_file(
+    owner_client, isolated_storage
+):
+    boundary = "lightbox-test-boundary"
+    body = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="files"; filename="ok.dcm"\r\n'
+        "Content-Type: application/dicom\r\n\r\n"
+    ).encode()
+    body += (
+        ct_variant()
+        + (
+            f"\r\n--{boundary}\r\n"
+            'Content-Disposition: form-data; name="files"; filename="broken.dcm"\r\n'
+            "Content-Transfer-Encoding: base64\r\n\r\n"
+            "!!!! not base64 !!!!\r\n"
+            f"--{boundary}--\r\n"
+        ).encode()
+    )
+    response = owner_client.generic(
+        "POST", UPLOAD_URL, body, content_type=f"multipart/form-data; boundary={boundary}"
+    )
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("application/json")
+    assert Instance.objects.count() == 0
+    assert staging_files(isolated_storage) == []

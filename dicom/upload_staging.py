@@ -1,0 +1,106 @@
+"""Multipart uploads written straight to staging while they are parsed.
+
+Django's own upload handlers keep a file part in memory (up to
+``FILE_UPLOAD_MAX_MEMORY_SIZE``) or in a temporary file; the ingest then copied it once
+more into staging while hashing. Here each part goes to its staging file as it arrives,
+hashed on the way: one write, no second copy, and memory bounded by one chunk whatever the
+file's size. An upload over the size limit stops at the limit, and what it staged is removed.
+
+Every staged part is removed when the request ends (Django closes uploaded files then), so a
+request that fails before the ingest consumes its files leaves nothing in staging.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadhandler import FileUploadHandler
+from rest_framework.parsers import MultiPartParser
+
+from dicom.errors import LightboxError
+from dicom.storage import StagedFile, staging_dir
+
+# Parts arrive in chunks of this size: larger chunks mean fewer trips through the
+# multipart parser (about 0.1 ms per 64 kB chunk), still one bounded buffer at a time.
+CHUNK = 256 * 1024
+MSG_UPLOAD_TOO_BIG = "The upload holds more than {limit} bytes in total."
+
+
+class StagedUpload(UploadedFile):
+    """An uploaded file part that is already in staging."""
+
+    def __init__(self, staged: StagedFile) -> None:
+        super().__init__(file=None, name=staged.filename, size=staged.size)
+        self.staged = staged
+
+    def close(self) -> None:  # called by Django when the request ends
+        self.staged.discard()  # already moved into storage or discarded: a no-op
+
+
+class StagingUploadHandler(FileUploadHandler):
+    """Streams every file part of a multipart body to its own staging file, hashing it.
+
+    The parts together may hold ``max_bytes`` (``LIGHTBOX_MAX_UPLOAD_BYTES``); past that the
+    upload stops with ``upload_too_large``, before another byte is written."""
+
+    chunk_size = CHUNK
+
+    def __init__(self, request: Any = None, *, max_bytes: int | None = None) -> None:
+        super().__init__(request)
+        self.max_bytes = settings.LIGHTBOX_MAX_UPLOAD_BYTES if max_bytes is None else max_bytes
+        self.staged: list[StagedFile] = []
+        self.total = 0
+        self._out: Any = None
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        super().new_file(*args, **kwargs)
+        fd, name = tempfile.mkstemp(prefix="up-", suffix=".part", dir=staging_dir())
+        self._out = os.fdopen(fd, "wb")
+        self._digest = hashlib.sha256()
+        self._size = 0
+        self.staged.append(StagedFile(path=Path(name), sha256="", size=0))
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
+        self.total += len(raw_data)
+        if self.total > self.max_bytes:
+            raise LightboxError(
+                MSG_UPLOAD_TOO_BIG.format(limit=self.max_bytes), code="upload_too_large"
+            )
+        self._size += len(raw_data)
+        self._digest.update(raw_data)
+        self._out.write(raw_data)
+        return None
+
+    def file_complete(self, file_size: int) -> StagedUpload:
+        self._out.close()
+        staged = self.staged[-1]
+        staged.sha256, staged.size = self._digest.hexdigest(), self._size
+        staged.filename = self.file_name or "upload"
+        return StagedUpload(staged)
+
+    def discard_all(self) -> None:
+        """Remove every file this handler staged (the upload failed part-way)."""
+        if self._out is not None:
+            self._out.close()
+        for staged in self.staged:
+            staged.discard()
+
+
+class StagingMultiPartParser(MultiPartParser):
+    """DRF's multipart parser with file parts streamed to staging (:class:`StagedUpload`)."""
+
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
+        request = parser_context["request"]
+        handler = StagingUploadHandler(request._request)
+        request._request.upload_handlers = [handler]
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except BaseException:
+            handler.discard_all()
+            raise
