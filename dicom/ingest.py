@@ -16,10 +16,12 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from typing import IO, Any
 
 import pydicom
 from django.db import IntegrityError, transaction
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 
 from dicom.dicom_json import dataset_json
@@ -481,64 +483,93 @@ def study_refresh_modalities(study: Study, *, lock: bool = False) -> None:
 
 
 def instance_columns(ds: Dataset) -> dict[str, Any]:
-    """The indexed Instance columns read from a header (pixel data never touched)."""
-    spacing = _floats(ds, "PixelSpacing") or _floats(ds, "ImagerPixelSpacing")
-    ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    """The indexed Instance columns read from a header (pixel data never touched).
+
+    The values come from the header's DICOM JSON (``lightbox_header``), where every element
+    is already converted: reading them from ``ds`` would convert each one again."""
+    meta = getattr(ds, "file_meta", None)
+    ts = str(getattr(meta, "TransferSyntaxUID", "") or "")
+    sop_uid = str(ds.SOPInstanceUID)
+    values = _HeaderValues(ds.lightbox_header)  # type: ignore[attr-defined]
+    spacing = _floats(values, "PixelSpacing") or _floats(values, "ImagerPixelSpacing")
     return {
-        "sop_instance_uid": str(ds.SOPInstanceUID),
-        "sop_class_uid": _text(ds, "SOPClassUID", 64)
-        or str(getattr(ds.file_meta, "MediaStorageSOPClassUID", "") or ""),
-        "instance_number": _int(ds, "InstanceNumber"),
+        "sop_instance_uid": sop_uid,
+        "sop_class_uid": _text(values, "SOPClassUID", 64)
+        or str(getattr(meta, "MediaStorageSOPClassUID", "") or ""),
+        "instance_number": _int(values, "InstanceNumber"),
         "transfer_syntax_uid": ts[:64],
-        "rows": _int(ds, "Rows"),
-        "columns": _int(ds, "Columns"),
-        "number_of_frames": max(1, _int(ds, "NumberOfFrames") or 1),
-        "samples_per_pixel": _int(ds, "SamplesPerPixel"),
-        "bits_allocated": _int(ds, "BitsAllocated"),
-        "bits_stored": _int(ds, "BitsStored"),
-        "pixel_representation": _int(ds, "PixelRepresentation"),
-        "photometric_interpretation": _text(ds, "PhotometricInterpretation", 32),
-        "has_pixel_data": _has_pixels(ds),
+        "rows": _int(values, "Rows"),
+        "columns": _int(values, "Columns"),
+        "number_of_frames": max(1, _int(values, "NumberOfFrames") or 1),
+        "samples_per_pixel": _int(values, "SamplesPerPixel"),
+        "bits_allocated": _int(values, "BitsAllocated"),
+        "bits_stored": _int(values, "BitsStored"),
+        "pixel_representation": _int(values, "PixelRepresentation"),
+        "photometric_interpretation": _text(values, "PhotometricInterpretation", 32),
+        "has_pixel_data": _has_pixels(values),
         "pixel_spacing_row": spacing[0] if len(spacing) >= 2 else None,
         "pixel_spacing_column": spacing[1] if len(spacing) >= 2 else None,
-        "window_center": (_floats(ds, "WindowCenter") or [None])[0],
-        "window_width": (_floats(ds, "WindowWidth") or [None])[0],
-        "rescale_slope": (_floats(ds, "RescaleSlope") or [None])[0],
-        "rescale_intercept": (_floats(ds, "RescaleIntercept") or [None])[0],
-        "acquisition_date": _date(ds, "AcquisitionDate"),
-        "content_date": _date(ds, "ContentDate"),
-        "image_comments": _text(ds, "ImageComments", 1024),
+        "window_center": (_floats(values, "WindowCenter") or [None])[0],
+        "window_width": (_floats(values, "WindowWidth") or [None])[0],
+        "rescale_slope": (_floats(values, "RescaleSlope") or [None])[0],
+        "rescale_intercept": (_floats(values, "RescaleIntercept") or [None])[0],
+        "acquisition_date": _date(values, "AcquisitionDate"),
+        "content_date": _date(values, "ContentDate"),
+        "image_comments": _text(values, "ImageComments", 1024),
     }
 
 
-def _has_pixels(ds: Dataset) -> bool:
+class _HeaderValues:
+    """Element values read from a header's DICOM JSON as ``Dataset.get`` gives them: None,
+    one value, or a list of several."""
+
+    def __init__(self, header: dict[str, Any]) -> None:
+        self.header = header
+
+    def get(self, keyword: str) -> Any:
+        entry = self.header.get(_json_key(keyword))
+        values = entry.get("Value") if entry else None
+        if not values:
+            return None
+        return values[0] if len(values) == 1 else values
+
+    def __contains__(self, keyword: str) -> bool:
+        return _json_key(keyword) in self.header
+
+
+@cache
+def _json_key(keyword: str) -> str:
+    return f"{tag_for_keyword(keyword):08X}"
+
+
+def _has_pixels(ds: Dataset | _HeaderValues) -> bool:
     # stop_before_pixels drops the element itself; an image has Rows/Columns.
     return "Rows" in ds and "Columns" in ds
 
 
-def _text(ds: Dataset, keyword: str, max_length: int) -> str:
+def _text(ds: Dataset | _HeaderValues, keyword: str, max_length: int) -> str:
     try:
         value = ds.get(keyword)
     except Exception:  # noqa: BLE001 - a malformed value is treated as absent
         return ""
     if value is None:
         return ""
-    if isinstance(value, pydicom.multival.MultiValue):
-        value = "\\".join(str(v) for v in value)
+    if isinstance(value, pydicom.multival.MultiValue | list):
+        value = "\\".join("" if v is None else str(v) for v in value)
     return str(value).strip().replace("\x00", "")[:max_length]
 
 
-def _int(ds: Dataset, keyword: str) -> int | None:
+def _int(ds: Dataset | _HeaderValues, keyword: str) -> int | None:
     try:
         value = ds.get(keyword)
-        if isinstance(value, pydicom.multival.MultiValue):
+        if isinstance(value, pydicom.multival.MultiValue | list):
             value = value[0]
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError, OverflowError):
         return None
 
 
-def _floats(ds: Dataset, keyword: str) -> list[float]:
+def _floats(ds: Dataset | _HeaderValues, keyword: str) -> list[float]:
     try:
         value = ds.get(keyword)
         if value in (None, ""):
@@ -549,7 +580,7 @@ def _floats(ds: Dataset, keyword: str) -> list[float]:
         return []
 
 
-def _date(ds: Dataset, keyword: str) -> date | None:
+def _date(ds: Dataset | _HeaderValues, keyword: str) -> date | None:
     raw = _text(ds, keyword, 32).replace(".", "").replace("-", "")
     if len(raw) < 8 or not raw[:8].isdigit():
         return None

@@ -8,6 +8,7 @@ import pydicom
 import pytest
 from django.core.files.storage import default_storage
 from django.db import connection
+from pydicom.multival import MultiValue
 
 from conftest import corpus_rows
 from dicom.errors import DuplicateInstanceConflict, MissingRequiredTag, StudyOwnershipConflict
@@ -176,7 +177,43 @@ def test_every_corpus_file_ingests_or_is_rejected_as_expected(
     except ValueError:
         frames = 1
     assert instance.number_of_frames == frames
+    meta_class = ds.file_meta.get("MediaStorageSOPClassUID", "")
+    assert instance.sop_class_uid == str(ds.get("SOPClassUID", "") or meta_class)
+    for column, keyword in INTEGER_COLUMNS.items():
+        assert getattr(instance, column) == _first(ds, keyword, int), keyword
+    for column, keyword in NUMBER_COLUMNS.items():
+        assert getattr(instance, column) == _first(ds, keyword, float), keyword
+    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    if spacing is not None and len(spacing) == 2:
+        expected = (float(spacing[0]), float(spacing[1]))
+        assert (instance.pixel_spacing_row, instance.pixel_spacing_column) == expected
     assert default_storage.open(instance.file_path).read() == path.read_bytes()
+
+
+INTEGER_COLUMNS = {
+    "instance_number": "InstanceNumber",
+    "samples_per_pixel": "SamplesPerPixel",
+    "bits_allocated": "BitsAllocated",
+    "bits_stored": "BitsStored",
+    "pixel_representation": "PixelRepresentation",
+}
+NUMBER_COLUMNS = {
+    "window_center": "WindowCenter",
+    "window_width": "WindowWidth",
+    "rescale_slope": "RescaleSlope",
+    "rescale_intercept": "RescaleIntercept",
+}
+
+
+def _first(ds, keyword: str, kind):
+    """The first value of an element as pydicom reads it, None when absent or unreadable."""
+    try:
+        value = ds.get(keyword)
+        if isinstance(value, MultiValue):
+            value = value[0]
+        return kind(value) if value not in (None, "") else None
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 # --- concurrency (PostgreSQL) --------------------------------------------------------------
