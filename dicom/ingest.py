@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
 UNDEFINED_LENGTH = 0xFFFFFFFF
+# pg_advisory_xact_lock(LOCK_STUDY, hashtext(StudyInstanceUID)): see _creation_lock
+LOCK_STUDY = 0x4C42
 ENCAPSULATED_PREFIX = "1.2.840.10008.1.2.4"
 RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 DEFLATED = "1.2.840.10008.1.2.1.99"
@@ -385,6 +387,8 @@ def _study_series_get_or_create(ds: Dataset, *, owner: Any) -> tuple[Study, Seri
     The common case is one more instance of a stored series: its row, its study's row and
     whether the study is shared (the upload event needs that) come in one statement."""
     series = series_with_study(str(ds.SeriesInstanceUID))
+    if series is None and _creation_lock(str(ds.StudyInstanceUID)):
+        series = series_with_study(str(ds.SeriesInstanceUID))  # made while we waited?
     if series is None:
         study = _study_get_or_create(ds, owner=owner)
         series, created = _series_get_or_create(ds, study=study)
@@ -394,6 +398,20 @@ def _study_series_get_or_create(ds: Dataset, *, owner: Any) -> tuple[Study, Seri
         raise InvalidDicomFile(MSG_SERIES_ELSEWHERE, code="series_study_mismatch")
     _check_study_access(study, owner)
     return study, series, False
+
+
+def _creation_lock(study_uid: str) -> bool:
+    """On PostgreSQL, take the study's creation lock until the transaction ends and say
+    so: writers that all found a series missing (the first instances of a new series,
+    arriving together) then create it one after the other, and the later ones find it made
+    instead of racing for the unique constraint (a failed INSERT, a rolled-back savepoint
+    and a second read each). Other writers serialise anyway (SQLite) or do not need it."""
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [LOCK_STUDY, study_uid])
+    return True
 
 
 def _study_get_or_create(ds: Dataset, *, owner: Any) -> Study:

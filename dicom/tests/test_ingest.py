@@ -254,6 +254,40 @@ def test_concurrent_uploads_of_one_new_study_create_one_study_and_series(owner):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+def test_writers_that_find_a_new_series_missing_together_insert_it_once(owner):
+    """The later writers wait for the first one's commit and find the series it made: no
+    INSERT that fails on the unique constraint (a rolled-back savepoint each)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers need PostgreSQL")
+    study, series = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    payloads = [ct_variant(study_uid=study, series_uid=series, instance_number=n) for n in range(8)]
+    barrier = threading.Barrier(len(payloads))
+    inserts: list[str] = []
+
+    def count_inserts(execute, sql, params, many, context):
+        if sql.startswith(('INSERT INTO "dicom_series"', 'INSERT INTO "dicom_study"')):
+            inserts.append(sql.split('"')[1])
+        return execute(sql, params, many, context)
+
+    def upload(data: bytes) -> None:
+        try:
+            with connection.execute_wrapper(count_inserts):
+                barrier.wait()
+                ingest_bytes(data, owner)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=upload, args=(p,)) for p in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert Instance.objects.filter(series__series_instance_uid=series).count() == len(payloads)
+    assert sorted(inserts) == ["dicom_series", "dicom_study"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_identical_uploads_store_one_instance(owner, isolated_storage):
     if connection.vendor != "postgresql":
         pytest.skip("concurrent writers need PostgreSQL")
