@@ -26,8 +26,8 @@ from rest_framework.parsers import MultiPartParser
 from dicom.errors import LightboxError
 from dicom.storage import StagedFile, staging_dir
 
-# Parts arrive in chunks of this size: larger chunks mean fewer trips through the
-# multipart parser (about 0.1 ms per 64 kB chunk), still one bounded buffer at a time.
+# Parts arrive in chunks of this size (Django's default is 64 kB): fewer trips through the
+# multipart parser, still one bounded buffer at a time.
 CHUNK = 256 * 1024
 MSG_UPLOAD_TOO_BIG = "The upload holds more than {limit} bytes in total."
 
