@@ -219,6 +219,30 @@ def _first(ds, keyword: str, kind):
 # --- concurrency (PostgreSQL) --------------------------------------------------------------
 
 
+def run_together(work, arguments) -> list[BaseException]:
+    """``work(argument)`` for every argument, each in its own thread with its own database
+    connection, all released at once; returns what they raised."""
+    arguments = list(arguments)
+    barrier = threading.Barrier(len(arguments))
+    errors: list[BaseException] = []
+
+    def run(argument) -> None:
+        try:
+            barrier.wait()
+            work(argument)
+        except BaseException as exc:  # returned to the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(a,)) for a in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_uploads_of_one_new_study_create_one_study_and_series(owner):
@@ -228,23 +252,7 @@ def test_concurrent_uploads_of_one_new_study_create_one_study_and_series(owner):
     payloads = [
         ct_variant(study_uid=study, series_uid=series, instance_number=n) for n in range(12)
     ]
-    barrier = threading.Barrier(len(payloads))
-    errors: list[BaseException] = []
-
-    def upload(data: bytes) -> None:
-        try:
-            barrier.wait()
-            ingest_bytes(data, owner)
-        except BaseException as exc:  # collected and asserted below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=upload, args=(p,)) for p in payloads]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = run_together(lambda data: ingest_bytes(data, owner), payloads)
     assert errors == []
     assert Study.objects.count() == 1
     assert Series.objects.count() == 1
@@ -261,7 +269,6 @@ def test_writers_that_find_a_new_series_missing_together_insert_it_once(owner):
         pytest.skip("concurrent writers need PostgreSQL")
     study, series = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
     payloads = [ct_variant(study_uid=study, series_uid=series, instance_number=n) for n in range(8)]
-    barrier = threading.Barrier(len(payloads))
     inserts: list[str] = []
 
     def count_inserts(execute, sql, params, many, context):
@@ -270,18 +277,10 @@ def test_writers_that_find_a_new_series_missing_together_insert_it_once(owner):
         return execute(sql, params, many, context)
 
     def upload(data: bytes) -> None:
-        try:
-            with connection.execute_wrapper(count_inserts):
-                barrier.wait()
-                ingest_bytes(data, owner)
-        finally:
-            connection.close()
+        with connection.execute_wrapper(count_inserts):
+            ingest_bytes(data, owner)
 
-    threads = [threading.Thread(target=upload, args=(p,)) for p in payloads]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(upload, payloads)
     assert Instance.objects.filter(series__series_instance_uid=series).count() == len(payloads)
     assert sorted(inserts) == ["dicom_series", "dicom_study"]
 
@@ -292,21 +291,8 @@ def test_concurrent_identical_uploads_store_one_instance(owner, isolated_storage
     if connection.vendor != "postgresql":
         pytest.skip("concurrent writers need PostgreSQL")
     data = ct_variant()
-    barrier = threading.Barrier(6)
     statuses: list[str] = []
-
-    def upload() -> None:
-        try:
-            barrier.wait()
-            statuses.append(ingest_bytes(data, owner).status)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=upload) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(lambda _: statuses.append(ingest_bytes(data, owner).status), range(6))
     assert sorted(statuses) == ["duplicate"] * 5 + ["stored"]
     assert Instance.objects.count() == 1
     assert len(stored_files(isolated_storage / "media")) == 1

@@ -16,6 +16,11 @@ pytestmark = pytest.mark.django_db
 UPLOAD_URL = "/viewer/api/upload/"
 
 
+def post(client, field: str, *files: tuple[str, bytes]):
+    parts = [SimpleUploadedFile(name, data) for name, data in files]
+    return client.post(UPLOAD_URL, {field: parts}, format="multipart")
+
+
 def staging_files(root) -> list:
     staging = root / "staging"
     return sorted(staging.iterdir()) if staging.exists() else []
@@ -25,9 +30,7 @@ def test_the_stored_original_is_the_uploaded_bytes_and_staging_is_left_empty(
     owner_client, isolated_storage
 ):
     data = ct_variant()
-    response = owner_client.post(
-        UPLOAD_URL, {"files": SimpleUploadedFile("ct.dcm", data)}, format="multipart"
-    )
+    response = post(owner_client, "files", ("ct.dcm", data))
     assert response.status_code == 201, response.content[:300]
     instance = Instance.objects.get()
     assert instance.sha256 == hashlib.sha256(data).hexdigest()
@@ -42,11 +45,7 @@ def test_an_upload_over_the_limit_stops_there_and_leaves_nothing(
 ):
     small, big = ct_variant(), ct_variant(Rows=64, Columns=64) + bytes(400_000)
     settings.LIGHTBOX_MAX_UPLOAD_BYTES = len(small) + 1000
-    response = owner_client.post(
-        UPLOAD_URL,
-        {"files": [SimpleUploadedFile("ok.dcm", small), SimpleUploadedFile("big.dcm", big)]},
-        format="multipart",
-    )
+    response = post(owner_client, "files", ("ok.dcm", small), ("big.dcm", big))
     assert response.status_code == 400
     assert response.json()["code"] == "upload_too_large"
     assert Instance.objects.count() == 0
@@ -57,9 +56,7 @@ def test_a_file_over_the_file_limit_is_refused_after_staging_and_removed(
     owner_client, isolated_storage, settings
 ):
     settings.LIGHTBOX_MAX_FILE_BYTES = 1000  # checked after staging, for each file
-    response = owner_client.post(
-        UPLOAD_URL, {"files": SimpleUploadedFile("a.dcm", ct_variant())}, format="multipart"
-    )
+    response = post(owner_client, "files", ("a.dcm", ct_variant()))
     assert response.status_code == 413
     assert response.json()["code"] == "file_too_large"
     assert staging_files(isolated_storage) == []
@@ -68,9 +65,7 @@ def test_a_file_over_the_file_limit_is_refused_after_staging_and_removed(
 def test_parts_the_view_never_reads_are_removed_when_the_request_ends(
     owner_client, isolated_storage
 ):
-    response = owner_client.post(
-        UPLOAD_URL, {"other": SimpleUploadedFile("a.dcm", ct_variant())}, format="multipart"
-    )
+    response = post(owner_client, "other", ("a.dcm", ct_variant()))
     assert response.status_code == 400
     assert response.json()["code"] == "no_files"
     assert staging_files(isolated_storage) == []
