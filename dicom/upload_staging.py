@@ -37,10 +37,17 @@ class StagedUpload(UploadedFile):
 
     def __init__(self, staged: StagedFile) -> None:
         super().__init__(file=None, name=staged.filename, size=staged.size)
-        self.staged = staged
+        self.staged: StagedFile | None = staged
+
+    def take(self) -> StagedFile:
+        """The staged file, now the caller's to ingest or discard."""
+        staged, self.staged = self.staged, None
+        assert staged is not None, "a staged upload is taken once"
+        return staged
 
     def close(self) -> None:  # called by Django when the request ends
-        self.staged.discard()  # already moved into storage or discarded: a no-op
+        if self.staged is not None:  # never taken: the request failed before the ingest
+            self.staged.discard()
 
 
 class StagingUploadHandler(FileUploadHandler):

@@ -170,7 +170,7 @@ def upload_ingest(
     for upload in uploads:
         name = upload.name or "upload"
         try:
-            item = upload.staged
+            item = upload.take()
             if is_zip(item.path):
                 try:
                     members = archive_extract(item.path)
