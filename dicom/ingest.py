@@ -560,7 +560,7 @@ def _json_key(keyword: str) -> str:
     return f"{tag_for_keyword(keyword):08X}"
 
 
-def _has_pixels(ds: Dataset | _HeaderValues) -> bool:
+def _has_pixels(ds: _HeaderValues) -> bool:
     # stop_before_pixels drops the element itself; an image has Rows/Columns.
     return "Rows" in ds and "Columns" in ds
 
@@ -587,7 +587,7 @@ def _int(ds: Dataset | _HeaderValues, keyword: str) -> int | None:
         return None
 
 
-def _floats(ds: Dataset | _HeaderValues, keyword: str) -> list[float]:
+def _floats(ds: _HeaderValues, keyword: str) -> list[float]:
     try:
         value = ds.get(keyword)
         if value in (None, ""):
