@@ -14,6 +14,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+from config.worker_balance import lifespan  # noqa: E402
 from dicom.storage import staging_cleanup  # noqa: E402
 
 # Leftovers of a crashed process: partial uploads older than an hour (younger ones may
@@ -24,6 +25,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        "lifespan": lifespan,  # balances persistent connections across worker processes
     }
 )
 

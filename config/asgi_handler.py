@@ -29,6 +29,8 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import FileResponse, HttpResponse
 from django.urls import set_script_prefix
 
+from config.worker_balance import balancer, connection_closing
+
 REQUEST_THREADS = int(os.environ.get("LIGHTBOX_REQUEST_THREADS", "16"))
 
 
@@ -53,6 +55,8 @@ class LightboxASGIHandler(ASGIHandler):
         await self.handle(scope, receive, send)
 
     async def handle(self, scope: dict, receive: Any, send: Any) -> None:
+        if balancer.request_ends_connection(scope):
+            send = connection_closing(send)  # this worker has more than its share
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:

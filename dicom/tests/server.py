@@ -29,6 +29,7 @@ class ServerProcess:
     database_url: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    workers: int = 1  # uvicorn --workers: a master process and this many worker processes
     process: subprocess.Popen | None = None
 
     @property
@@ -99,6 +100,7 @@ class ServerProcess:
                 str(self.port),
                 "--log-level",
                 "warning",
+                *(["--workers", str(self.workers)] if self.workers > 1 else []),
             ],
             cwd=ROOT,
             env=self.env(),
@@ -114,6 +116,20 @@ class ServerProcess:
                 time.sleep(0.2)
         self.kill()
         raise RuntimeError("the server did not start")
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes of a ``workers > 1`` server (the master's spawned children)."""
+        assert self.process is not None
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                cmdline = (stat.parent / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid and b"multiprocessing.spawn" in cmdline:
+                pids.append(int(stat.parent.name))
+        return sorted(pids)
 
     def token(self, email: str) -> str:
         response = requests.post(
