@@ -187,6 +187,10 @@ STORAGES = {
 # to the default storage under final/{sha256}/original.dcm.
 LIGHTBOX_STAGING_DIR = Path(envstr("LIGHTBOX_STAGING_DIR", str(VAR_DIR / "staging")))
 LIGHTBOX_MAX_FILE_BYTES = envint("LIGHTBOX_MAX_FILE_BYTES", 100 * 1024 * 1024)
+# fsync a stored original and its folder entries before the row that records it commits, so
+# that a power cut after an upload was acknowledged cannot leave the row with an empty file
+# (as Orthanc's SyncStorageArea). Off only on disposable machines.
+LIGHTBOX_FSYNC = envbool("LIGHTBOX_FSYNC", True)
 LIGHTBOX_MAX_ZIP_MEMBERS = envint("LIGHTBOX_MAX_ZIP_MEMBERS", 10_000)
 LIGHTBOX_MAX_ZIP_TOTAL_BYTES = envint("LIGHTBOX_MAX_ZIP_TOTAL_BYTES", 2 * 1024 * 1024 * 1024)
 LIGHTBOX_MAX_UPLOAD_BYTES = envint("LIGHTBOX_MAX_UPLOAD_BYTES", 2 * 1024 * 1024 * 1024)

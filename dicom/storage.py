@@ -16,8 +16,10 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import IO, BinaryIO
 
@@ -42,6 +44,23 @@ class StagedFile:
     sha256: str
     size: int
     filename: str = ""
+    _flushed: Future | None = field(default=None, repr=False, compare=False)
+
+    def flush_start(self) -> None:
+        """Start flushing the staged bytes to disk (``LIGHTBOX_FSYNC``) in the background,
+        when they are the bytes that will be stored (local storage, not encrypted): the
+        disk's wait then overlaps with reading the header and writing the rows."""
+        if settings.LIGHTBOX_FSYNC and self._flushed is None and blob_local_plaintext():
+            self._flushed = _flusher().submit(_fsync, self.path)
+
+    def flush_wait(self) -> None:
+        """Return once the staged bytes are on disk (flushed now if no flush was started)."""
+        if not settings.LIGHTBOX_FSYNC:
+            return
+        if self._flushed is None:
+            _fsync(self.path)
+        else:
+            self._flushed.result()
 
     def discard(self) -> None:
         try:
@@ -120,48 +139,87 @@ def blob_put_staged(staged: StagedFile) -> str:
         with staged.path.open("rb") as src, tempfile.TemporaryFile(dir=staging_dir()) as enc:
             encryption.encrypt_stream(src, enc)
             enc.seek(0)
-            _put_stream(name, enc)
+            _put_stream(name, enc, durable=True)
         return name
     if _is_local_storage():
-        local_move(staged.path, Path(default_storage.path(name)))
+        staged.flush_wait()
+        local_move(staged.path, Path(default_storage.path(name)), flushed=True)
         return name
     with staged.path.open("rb") as fh:
         return default_storage.save(name, File(fh, name=ORIGINAL_NAME))
 
 
-def local_move(source: Path, target: Path) -> None:
+def local_move(source: Path, target: Path, *, flushed: bool = False) -> None:
     """Move a staged file to ``target`` in local storage: a rename when both are on one file
     system, else a copy that appears whole (written beside the target, then renamed). The
-    file gets the storage's permissions (staging files are private: mkstemp's 0600)."""
+    file gets the storage's permissions (staging files are private: mkstemp's 0600).
+
+    With ``LIGHTBOX_FSYNC`` the file's bytes (unless the caller ``flushed`` them) and the
+    folder entries that name it are on disk when this returns (the ingest commits the
+    instance's row afterwards)."""
+    new_folder = not target.parent.is_dir()
     target.parent.mkdir(parents=True, exist_ok=True)
+    if settings.LIGHTBOX_FSYNC and not flushed:
+        _fsync(source)
     try:
         os.replace(source, target)
     except OSError:  # another file system
         with source.open("rb") as fh:
-            _write_whole(target, fh)
+            _write_whole(target, fh, durable=True)
         source.unlink(missing_ok=True)
     mode = getattr(default_storage, "file_permissions_mode", None)
     if mode is not None:
         os.chmod(target, mode)
+    if settings.LIGHTBOX_FSYNC:
+        _fsync_entries(target, new_folder=new_folder)
 
 
-def _put_stream(name: str, fh: IO[bytes]) -> None:
-    """Write a stream at ``name`` (atomically on a local disk)."""
+def _put_stream(name: str, fh: IO[bytes], *, durable: bool = False) -> None:
+    """Write a stream at ``name`` (atomically on a local disk; ``durable``: on disk, as
+    :func:`local_move`, for originals rather than cached renders)."""
     if _is_local_storage():
         target = Path(default_storage.path(name))
+        new_folder = not target.parent.is_dir()
         target.parent.mkdir(parents=True, exist_ok=True)
-        _write_whole(target, fh)
+        _write_whole(target, fh, durable=durable)
+        if durable and settings.LIGHTBOX_FSYNC:
+            _fsync_entries(target, new_folder=new_folder)
     else:
         default_storage.save(name, File(fh, name=name.rsplit("/", 1)[-1]))
 
 
-def _write_whole(target: Path, fh: IO[bytes]) -> None:
+def _write_whole(target: Path, fh: IO[bytes], *, durable: bool = False) -> None:
     """Write ``fh`` beside ``target``, then rename it into place: readers never see a
     partial file."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}")
     with tmp.open("wb") as out:
         shutil.copyfileobj(fh, out, CHUNK)
+        if durable and settings.LIGHTBOX_FSYNC:
+            out.flush()
+            os.fsync(out.fileno())
     os.replace(tmp, target)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') changes to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@cache
+def _flusher() -> ThreadPoolExecutor:
+    """The threads that wait for the disk while requests go on (one pool per process)."""
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="lightbox-fsync")
+
+
+def _fsync_entries(target: Path, *, new_folder: bool) -> None:
+    """Flush the folder entry of ``target``, and that of its folder when it was new."""
+    _fsync(target.parent)
+    if new_folder:
+        _fsync(target.parent.parent)
 
 
 def blob_put_bytes(name: str, data: bytes) -> None:
@@ -217,10 +275,15 @@ def blob_reader(name: str) -> BinaryIO:
         fh.close()
 
 
+def blob_local_plaintext() -> bool:
+    """Whether stored files are local files holding the staged bytes as they are."""
+    return _is_local_storage() and not encryption.enabled()
+
+
 def blob_local_path(name: str) -> str | None:
     """The file-system path of a stored file, when it is local and stored in plaintext
     (readers then open it themselves; otherwise they go through :func:`blob_open`)."""
-    if _is_local_storage() and not encryption.enabled():
+    if blob_local_plaintext():
         return default_storage.path(name)
     return None
 

@@ -174,6 +174,60 @@ def test_a_move_to_another_file_system_copies_whole_and_removes_the_staged_file(
     assert len(calls) == 2  # the failed rename, then the copy's rename into place
 
 
+@pytest.fixture
+def synced(monkeypatch) -> list[Path]:
+    """The paths ``os.fsync`` is asked to flush (a power cut is not something a test can
+    cause; what it can see is that the bytes were asked to reach the disk)."""
+    paths: list[Path] = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        paths.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return paths
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="file descriptors named by /proc")
+def test_a_stored_original_and_its_folder_entries_are_flushed_to_disk(
+    owner_client, isolated_storage, synced
+):
+    upload(owner_client, ct_variant())
+    stored = Path(default_storage.path(Instance.objects.get().file_path))
+    staged = [p for p in synced if p.parent == staging_dir().resolve()]
+    assert len(staged) == 1 and not staged[0].exists()  # the staged bytes, before the rename
+    assert synced[-2:] == [stored.parent, stored.parent.parent]  # original.dcm, then {sha256}
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="file descriptors named by /proc")
+def test_a_second_file_in_a_stored_folder_flushes_only_that_folder(tmp_path, synced):
+    (tmp_path / "final" / "abc").mkdir(parents=True)
+    source = tmp_path / "up-1.part"
+    source.write_bytes(b"DICM")
+    local_move(source, tmp_path / "final" / "abc" / "original.dcm")
+    assert synced == [source, tmp_path / "final" / "abc"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="file descriptors named by /proc")
+def test_an_encrypted_original_is_flushed_too(owner_client, isolated_storage, synced, settings):
+    import base64
+
+    settings.LIGHTBOX_ENCRYPTION_KEYS = f"k1:{base64.b64encode(os.urandom(32)).decode()}"
+    settings.LIGHTBOX_ENCRYPTION_KEY_ID = "k1"
+    upload(owner_client, ct_variant())
+    stored = Path(default_storage.path(Instance.objects.get().file_path))
+    written = synced[-3]  # the encrypted copy, written beside original.dcm, then renamed
+    assert written.parent == stored.parent and written.name.startswith(".original.dcm.")
+    assert synced[-2:] == [stored.parent, stored.parent.parent]
+
+
+def test_without_fsync_nothing_is_flushed(owner_client, isolated_storage, synced, settings):
+    settings.LIGHTBOX_FSYNC = False
+    upload(owner_client, ct_variant())
+    assert synced == []
+
+
 def test_health_endpoints_need_no_login(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
