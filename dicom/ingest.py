@@ -164,21 +164,22 @@ def header_read(staged: StagedFile, *, require_uids: bool = True) -> Dataset:
             raise InvalidDicomFile(MSG_UNREADABLE.format(reason=type(exc).__name__))
     if not has_magic and not _looks_like_dicom(ds):
         raise InvalidDicomFile(MSG_NOT_DICOM)
+    values = _HeaderValues(header)  # converted once: the checks read no element again
     if require_uids:
-        _check_storable(ds)
+        _check_storable(ds, values)
     try:
-        _check_pixel_size(ds, staged.size)
+        _check_pixel_size(ds, values, staged.size)
     except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidDicomFile(MSG_UNREADABLE.format(reason=type(exc).__name__))
     ds.lightbox_header = header  # type: ignore[attr-defined]
     return ds
 
 
-def _check_storable(ds: Dataset) -> None:
+def _check_storable(ds: Dataset, values: _HeaderValues) -> None:
     if str(getattr(ds.file_meta, "MediaStorageSOPClassUID", "")) == "1.2.840.10008.1.3.10":
         raise InvalidDicomFile(MSG_DICOMDIR, code="dicomdir")
     for keyword in REQUIRED_UIDS:
-        value = str(ds.get(keyword, "") or "").strip()
+        value = str(values.get(keyword) or "").strip()
         if not value:
             raise MissingRequiredTag(MSG_MISSING_UID.format(keyword=keyword), tag=keyword)
         if len(value) > 64 or not UID_RE.match(value):
@@ -246,22 +247,20 @@ def _check_raw_lengths(ds: Dataset, file_size: int) -> None:
             raise InvalidDicomFile(MSG_TRUNCATED.format(tag=str(elem.tag), length=length))
 
 
-def _check_pixel_size(ds: Dataset, file_size: int) -> None:
+def _check_pixel_size(ds: Dataset, values: _HeaderValues, file_size: int) -> None:
     """Native pixel data can't be larger than the file: reject impossible image sizes."""
-    if "Rows" not in ds or "Columns" not in ds:
+    rows, columns = _int(values, "Rows"), _int(values, "Columns")
+    if rows is None or columns is None:
         return
     ts = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
     if ts.startswith(ENCAPSULATED_PREFIX) or ts in (RLE_LOSSLESS, DEFLATED):
         return
-    try:
-        frames = max(1, int(ds.get("NumberOfFrames", 1) or 1))
-    except (TypeError, ValueError):
-        frames = 1
-    bits = int(ds.get("BitsAllocated", 8) or 8)
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    if str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422":
+    frames = max(1, _int(values, "NumberOfFrames") or 1)
+    bits = _int(values, "BitsAllocated") or 8
+    samples = _int(values, "SamplesPerPixel") or 1
+    if _text(values, "PhotometricInterpretation", 32) == "YBR_FULL_422":
         samples = 2  # two chroma samples shared by each pair of pixels
-    expected = int(ds.Rows) * int(ds.Columns) * frames * samples * bits // 8
+    expected = rows * columns * frames * samples * bits // 8
     if expected > file_size:
         raise InvalidDicomFile(MSG_PIXELS_SHORT.format(expected=expected, size=file_size))
 
