@@ -126,6 +126,15 @@ def test_declared_image_size_beyond_the_bytes_present_is_refused(owner_client, i
     assert "pixel data" in body["errors"][0]["error"]
 
 
+def test_an_image_with_empty_rows_is_stored_and_its_render_says_why(owner_client):
+    response = post_file(owner_client, "no-rows.dcm", ct_variant(Rows=None))
+    assert response.status_code == 201, response.content[:300]
+    image_id = response.json()["uploaded_files"][0]["image_id"]
+    preview = owner_client.get(f"/viewer/api/images/{image_id}/preview/")
+    assert preview.status_code in (415, 422)
+    assert preview.json()["error"]
+
+
 def test_a_file_over_the_size_limit_is_refused(owner_client, isolated_storage, settings):
     settings.LIGHTBOX_MAX_FILE_BYTES = 10_000
     assert_refused(owner_client, isolated_storage, "big.dcm", ct_variant(), status=413)
