@@ -120,7 +120,6 @@ def staged_ingest(
     expected_study_uid: str | None = None,
 ) -> IngestResult:
     """Ingest a file already in staging; the staged file is always consumed."""
-    staged.flush_start()  # the disk writes while the header is read and the rows written
     try:
         ds = header_read(staged)
         if expected_study_uid is not None and ds.StudyInstanceUID != expected_study_uid:

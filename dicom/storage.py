@@ -16,10 +16,8 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO
 
@@ -44,23 +42,6 @@ class StagedFile:
     sha256: str
     size: int
     filename: str = ""
-    _flushed: Future | None = field(default=None, repr=False, compare=False)
-
-    def flush_start(self) -> None:
-        """Start flushing the staged bytes to disk (``LIGHTBOX_FSYNC``) in the background,
-        when they are the bytes that will be stored (local storage, not encrypted): the
-        disk's wait then overlaps with reading the header and writing the rows."""
-        if settings.LIGHTBOX_FSYNC and self._flushed is None and blob_local_plaintext():
-            self._flushed = _flusher().submit(_fsync, self.path)
-
-    def flush_wait(self) -> None:
-        """Return once the staged bytes are on disk (flushed now if no flush was started)."""
-        if not settings.LIGHTBOX_FSYNC:
-            return
-        if self._flushed is None:
-            _fsync(self.path)
-        else:
-            self._flushed.result()
 
     def discard(self) -> None:
         try:
@@ -142,24 +123,22 @@ def blob_put_staged(staged: StagedFile) -> str:
             _put_stream(name, enc, durable=True)
         return name
     if _is_local_storage():
-        staged.flush_wait()
-        local_move(staged.path, Path(default_storage.path(name)), flushed=True)
+        local_move(staged.path, Path(default_storage.path(name)))
         return name
     with staged.path.open("rb") as fh:
         return default_storage.save(name, File(fh, name=ORIGINAL_NAME))
 
 
-def local_move(source: Path, target: Path, *, flushed: bool = False) -> None:
+def local_move(source: Path, target: Path) -> None:
     """Move a staged file to ``target`` in local storage: a rename when both are on one file
     system, else a copy that appears whole (written beside the target, then renamed). The
     file gets the storage's permissions (staging files are private: mkstemp's 0600).
 
-    With ``LIGHTBOX_FSYNC`` the file's bytes (unless the caller ``flushed`` them) and the
-    folder entries that name it are on disk when this returns (the ingest commits the
-    instance's row afterwards)."""
+    With ``LIGHTBOX_FSYNC`` the file's bytes and the folder entries that name it are on disk
+    when this returns (the ingest commits the instance's row afterwards)."""
     new_folder = not target.parent.is_dir()
     target.parent.mkdir(parents=True, exist_ok=True)
-    if settings.LIGHTBOX_FSYNC and not flushed:
+    if settings.LIGHTBOX_FSYNC:
         _fsync(source)
     try:
         os.replace(source, target)
@@ -207,12 +186,6 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-@cache
-def _flusher() -> ThreadPoolExecutor:
-    """The threads that wait for the disk while requests go on (one pool per process)."""
-    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="lightbox-fsync")
 
 
 def _fsync_entries(target: Path, *, new_folder: bool) -> None:
