@@ -248,15 +248,10 @@ def blob_reader(name: str) -> BinaryIO:
         fh.close()
 
 
-def blob_local_plaintext() -> bool:
-    """Whether stored files are local files holding the staged bytes as they are."""
-    return _is_local_storage() and not encryption.enabled()
-
-
 def blob_local_path(name: str) -> str | None:
     """The file-system path of a stored file, when it is local and stored in plaintext
     (readers then open it themselves; otherwise they go through :func:`blob_open`)."""
-    if blob_local_plaintext():
+    if _is_local_storage() and not encryption.enabled():
         return default_storage.path(name)
     return None
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import struct
 import time
 from pathlib import Path
 
@@ -212,7 +211,3 @@ def test_a_server_with_one_process_closes_no_connection(tmp_path):
         assert sum(client.closes for client in clients) == 0
     finally:
         server.kill(signal.SIGTERM)
-
-
-def test_slots_hold_a_pid_a_count_and_a_time():
-    assert SLOT.size == struct.calcsize("<qqd") == 24
