@@ -56,6 +56,7 @@ STEPS = [
     (ingest, "header_json", "  of which the DICOM JSON"),
     (ingest, "series_with_study", "SQL: the series with its study"),
     (ingest, "rows_insert_linked", "SQL: the instance with its audit record"),
+    (ingest, "rows_insert_into_owned_series", "SQL: both in one statement (a stored series)"),
     (ingest, "blob_put_staged", "flush and rename of the file"),
     (transaction.Atomic, "__exit__", "transaction ends (the commit)"),
 ]

@@ -14,6 +14,7 @@ import logging
 import mmap
 import re
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -33,10 +34,11 @@ from dicom.errors import (
     StudyOwnershipConflict,
 )
 from dicom.models import Instance, Patient, Series, Study
-from dicom.rows import rows_insert_linked, series_with_study
+from dicom.rows import rows_insert_into_owned_series, rows_insert_linked, series_with_study
 from dicom.storage import (
     StagedFile,
     blob_delete_tree,
+    blob_put_keeps_name,
     blob_put_staged,
     original_name,
     staging_write,
@@ -271,82 +273,163 @@ def _ingest_parsed(
     *, staged: StagedFile, ds: Dataset, owner: Any, source: str, overwrite: bool
 ) -> IngestResult:
     sop_uid = str(ds.SOPInstanceUID)
+    stored = _Stored()
     try:
         # The common case is a new instance: write it, and let the unique SOP Instance UID
         # say when it is not (the whole transaction then rolls back: nothing stays).
-        return _write(staged=staged, ds=ds, owner=owner, source=source, replace=None)
-    except IntegrityError:
-        existing = (
-            Instance.objects.select_related("series__study")
-            .filter(sop_instance_uid=sop_uid)
-            .first()
-        )
-        if existing is None:
-            raise
-    _check_study_access(existing.series.study, owner)
-    if existing.sha256 == staged.sha256:
-        return IngestResult(existing, STATUS_DUPLICATE)
-    if not overwrite:
-        raise DuplicateInstanceConflict(sop_instance_uid=sop_uid)
-    try:
-        return _write(staged=staged, ds=ds, owner=owner, source=source, replace=existing)
-    except IntegrityError:
-        # A concurrent upload stored this SOP Instance UID again: decide once more.
-        existing = Instance.objects.filter(sop_instance_uid=sop_uid).first()
-        if existing is not None and existing.sha256 == staged.sha256:
+        try:
+            return _write_new(staged=staged, ds=ds, owner=owner, source=source, stored=stored)
+        except IntegrityError:
+            existing = (
+                Instance.objects.select_related("series__study")
+                .filter(sop_instance_uid=sop_uid)
+                .first()
+            )
+            if existing is None:
+                raise
+        _check_study_access(existing.series.study, owner)
+        if existing.sha256 == staged.sha256:
             return IngestResult(existing, STATUS_DUPLICATE)
-        raise DuplicateInstanceConflict(sop_instance_uid=sop_uid) from None
+        if not overwrite:
+            raise DuplicateInstanceConflict(sop_instance_uid=sop_uid)
+        try:
+            return _write(
+                staged=staged, ds=ds, owner=owner, source=source, replace=existing, stored=stored
+            )
+        except IntegrityError:
+            # A concurrent upload stored this SOP Instance UID again: decide once more.
+            existing = Instance.objects.filter(sop_instance_uid=sop_uid).first()
+            if existing is not None and existing.sha256 == staged.sha256:
+                return IngestResult(existing, STATUS_DUPLICATE)
+            raise DuplicateInstanceConflict(sop_instance_uid=sop_uid) from None
+    except BaseException:
+        # Nothing stays: the stored file goes unless a row (a duplicate's) names it.
+        if stored.name is not None and not Instance.objects.filter(sha256=staged.sha256).exists():
+            blob_delete_tree(staged.sha256)
+        raise
+
+
+@dataclass
+class _Stored:
+    """Where the staged file was put in storage, once it was (it is moved only once)."""
+
+    name: str | None = None
+
+    def put(self, staged: StagedFile) -> str:
+        if self.name is None:
+            self.name = blob_put_staged(staged)
+        return self.name
+
+
+def _write_new(
+    *, staged: StagedFile, ds: Dataset, owner: Any, source: str, stored: _Stored
+) -> IngestResult:
+    """A new instance: on PostgreSQL, of a series already stored in a study of the
+    uploader's own, in one statement (:func:`_write_owned_series`); otherwise, and when
+    that statement found nothing to write into, in a transaction (:func:`_write`)."""
+    args = {"staged": staged, "ds": ds, "owner": owner, "source": source, "stored": stored}
+    if _owned_series_write_possible(owner):
+        result = _write_owned_series(**args)
+        if result is not None:
+            return result
+    return _write(**args, replace=None)
+
+
+def _owned_series_write_possible(owner: Any) -> bool:
+    """PostgreSQL, an uploader who can own a study, and a storage where putting the same
+    content twice lands on the same name (the file is put before the row is known new)."""
+    return (
+        getattr(owner, "pk", None) is not None
+        and transaction.get_connection().vendor == "postgresql"
+        and blob_put_keeps_name()
+    )
+
+
+def _write_owned_series(
+    *, staged: StagedFile, ds: Dataset, owner: Any, source: str, stored: _Stored
+) -> IngestResult | None:
+    """One statement, one commit: the series read with its study and, when the study is
+    the uploader's own and has the instance's Study Instance UID, the instance inserted
+    with its audit record (:func:`dicom.rows.rows_insert_into_owned_series`). The file
+    is put in place first, so that a row never names a file that is not stored. None when
+    the statement wrote nothing: a new series, another owner's study, another study."""
+    instance = _instance_new(staged=staged, ds=ds, owner=owner, source=source)
+    instance.file_path = stored.put(staged)
+    audit = _audit_store(instance, owner, source)
+    audit.study_uid = str(ds.StudyInstanceUID)[:64]
+    connection = transaction.get_connection()
+    # Alone, the statement is its own transaction; inside another one, a savepoint lets a
+    # unique violation roll back only this.
+    with nullcontext() if connection.get_autocommit() else transaction.atomic():
+        series = rows_insert_into_owned_series(
+            instance,
+            audit,
+            series_uid=str(ds.SeriesInstanceUID),
+            study_uid=str(ds.StudyInstanceUID),
+            owner_id=owner.pk,
+        )
+    if series is None:
+        return None
+    _stored_log(instance, source, staged.size)
+    return IngestResult(instance, STATUS_STORED)
 
 
 def _write(
-    *, staged: StagedFile, ds: Dataset, owner: Any, source: str, replace: Instance | None
+    *,
+    staged: StagedFile,
+    ds: Dataset,
+    owner: Any,
+    source: str,
+    replace: Instance | None,
+    stored: _Stored,
 ) -> IngestResult:
     """One transaction, one commit: the rows, the stored file and the audit record.
 
-    On PostgreSQL four statements, BEGIN and COMMIT included, for an instance of a series
-    already stored (the common case: a study arrives instance by instance): the series with
-    its study, then the instance with its audit record in one INSERT. A few more for a new
-    series or study."""
+    On PostgreSQL it serves a new series or study, another owner's (shared) study and
+    overwrites; see :func:`_write_owned_series` for the common case."""
     old_sha = replace.sha256 if replace is not None else None
-    stored_name = None
-    try:
-        with transaction.atomic():
-            study, series, series_created = _study_series_get_or_create(ds, owner=owner)
-            if replace is not None:
-                Instance.objects.filter(pk=replace.pk).delete()
-            instance = Instance(
-                series=series,
-                sha256=staged.sha256,
-                file_size=staged.size,
-                file_path=original_name(staged.sha256),
-                original_filename=staged.filename[:255],
-                source=source,
-                uploaded_by=owner if getattr(owner, "pk", None) else None,
-                header=ds.lightbox_header,  # type: ignore[attr-defined]
-                **instance_columns(ds),
-            )
-            rows_insert_linked(instance, _audit_store(instance, owner, source), link="instance_id")
-            if series_created or replace is not None:  # the study's modalities may change
-                study_refresh_modalities(study, lock=True)
-            stored_name = blob_put_staged(staged)
-            if stored_name != instance.file_path:  # object storage may pick another name
-                instance.file_path = stored_name
-                instance.save(update_fields=["file_path"])
-    except BaseException:
-        if stored_name is not None and not Instance.objects.filter(sha256=staged.sha256).exists():
-            blob_delete_tree(staged.sha256)
-        raise
+    with transaction.atomic():
+        study, series, series_created = _study_series_get_or_create(ds, owner=owner)
+        if replace is not None:
+            Instance.objects.filter(pk=replace.pk).delete()
+        instance = _instance_new(staged=staged, ds=ds, owner=owner, source=source)
+        instance.series = series
+        rows_insert_linked(instance, _audit_store(instance, owner, source), link="instance_id")
+        if series_created or replace is not None:  # the study's modalities may change
+            study_refresh_modalities(study, lock=True)
+        stored_name = stored.put(staged)
+        if stored_name != instance.file_path:  # object storage may pick another name
+            instance.file_path = stored_name
+            instance.save(update_fields=["file_path"])
     if old_sha and old_sha != staged.sha256:
         transaction.on_commit(lambda: _blob_release(old_sha))
+    _stored_log(instance, source, staged.size)
+    return IngestResult(instance, STATUS_OVERWRITTEN if replace else STATUS_STORED)
+
+
+def _instance_new(*, staged: StagedFile, ds: Dataset, owner: Any, source: str) -> Instance:
+    return Instance(
+        sha256=staged.sha256,
+        file_size=staged.size,
+        file_path=original_name(staged.sha256),
+        original_filename=staged.filename[:255],
+        source=source,
+        uploaded_by=owner if getattr(owner, "pk", None) else None,
+        header=ds.lightbox_header,  # type: ignore[attr-defined]
+        **instance_columns(ds),
+    )
+
+
+def _stored_log(instance: Instance, source: str, size: int) -> None:
+    series = instance.series
     logger.info(
         "instance stored sop=%s series=%s study=%s source=%s bytes=%s",
         instance.sop_instance_uid,
         series.series_instance_uid,
-        study.study_instance_uid,
+        series.study.study_instance_uid,
         source,
-        staged.size,
+        size,
     )
-    return IngestResult(instance, STATUS_OVERWRITTEN if replace else STATUS_STORED)
 
 
 SOURCE_PROTOCOLS = {"stow": "dicomweb", "dimse": "dimse", "import": "cli"}

@@ -11,7 +11,7 @@ on a plain cursor. The rows, the field conversions (``pre_save``/``get_db_prep_s
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from django.db import connections, transaction
 from django.db.models import Model
@@ -116,30 +116,44 @@ def _inserted(obj: Model, pk: Any, using: str) -> None:
 
 @cache
 def _series_study_plan(vendor: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    columns, source = _series_study_parts()
+    sql = f"SELECT {', '.join(columns)} {source}"
     series_fields = tuple(f.attname for f in Series._meta.concrete_fields)
     study_fields = tuple(f.attname for f in Study._meta.concrete_fields)
+    return sql, series_fields, study_fields
+
+
+def _series_study_parts() -> tuple[list[str], str]:
+    """The columns (the series', the study's, then whether the study is shared) and the
+    ``FROM ... WHERE`` of reading a series by its UID with its study."""
     columns = [f'se."{f.column}"' for f in Series._meta.concrete_fields]
     columns += [f'st."{f.column}"' for f in Study._meta.concrete_fields]
-    sql = (  # names from the models' metadata; the UID is a parameter
-        f"SELECT {', '.join(columns)},"  # noqa: S608
-        f" EXISTS (SELECT 1 FROM {Study.shared_with.through._meta.db_table} sh"
+    columns.append(
+        f"EXISTS (SELECT 1 FROM {Study.shared_with.through._meta.db_table} sh"  # noqa: S608
         " WHERE sh.study_id = st.id)"
-        f" FROM {Series._meta.db_table} se JOIN {Study._meta.db_table} st"
+    )
+    source = (  # names from the models' metadata; the UID is a parameter
+        f"FROM {Series._meta.db_table} se JOIN {Study._meta.db_table} st"
         " ON st.id = se.study_id WHERE se.series_instance_uid = %s"
     )
-    return sql, series_fields, study_fields
+    return columns, source
 
 
 def series_with_study(series_uid: str, *, using: str = "default") -> Series | None:
     """A stored series with its study (``series.study``) in one statement; the study also
     says whether it is shared with any group (``study.is_shared``)."""
     connection = connections[using]
-    sql, series_fields, study_fields = _series_study_plan(connection.vendor)
+    sql, _, _ = _series_study_plan(connection.vendor)
     with connection.cursor() as cursor:
         cursor.execute(sql, [series_uid])
         row = cursor.fetchone()
     if row is None:
         return None
+    return _series_from_row(row, connection, using)
+
+
+def _series_from_row(row: Any, connection: Any, using: str) -> Series:
+    _, series_fields, study_fields = _series_study_plan(connection.vendor)
     row = _row_convert(row, connection)
     n = len(series_fields)
     series = Series.from_db(using, series_fields, row[:n])
@@ -170,3 +184,97 @@ def _row_convert(row: tuple, connection: Any) -> list[Any]:
             for step in steps:
                 values[i] = step(values[i], column, connection)
     return values
+
+
+# --- an instance of a stored series, in one statement --------------------------------------
+
+
+def rows_insert_into_owned_series(
+    instance: Model, audit: Model, *, series_uid: str, study_uid: str, owner_id: int
+) -> Series | None:
+    """On PostgreSQL, in ONE autocommitted statement: read the series ``series_uid`` with its
+    study and, when that study has the UID ``study_uid`` and belongs to ``owner_id``, INSERT
+    ``instance`` into the series and ``audit`` (its ``instance_id`` and ``study_id`` from
+    those rows). Returns the series with its study (``series.study``, ``study.is_shared``)
+    when both rows were written; None when nothing was written (no such series, another
+    study or another owner: the caller decides in a transaction of its own).
+
+    The common case of an ingest, one more instance of a study its uploader is filling,
+    costs one round trip and one commit instead of four statements (BEGIN, the series, the
+    instance, COMMIT). A unique violation (the SOP Instance UID is stored) raises
+    ``IntegrityError`` and writes nothing."""
+    connection = connections["default"]
+    plan = _owned_series_plan(type(instance), type(audit))
+    values = [
+        series_uid,
+        *_values(instance, plan.instance_fields, connection),
+        study_uid,
+        owner_id,
+        *_values(audit, plan.audit_fields, connection),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(plan.sql, values)
+        row = cursor.fetchone()
+    if row is None or row[-2] is None:
+        return None
+    *series_row, instance_pk, audit_pk = row
+    series = _series_from_row(series_row, connection, "default")
+    instance.series = series
+    _inserted(instance, instance_pk, "default")
+    audit.instance_id = instance_pk
+    audit.study_id = series.study_id
+    _inserted(audit, audit_pk, "default")
+    return series
+
+
+class _OwnedSeriesPlan(NamedTuple):
+    sql: str
+    instance_fields: tuple
+    audit_fields: tuple
+
+
+@cache
+def _owned_series_plan(instance_model: type[Model], audit_model: type[Model]) -> _OwnedSeriesPlan:
+    quote = connections["default"].ops.quote_name
+    _, series_fields, study_fields = _series_study_plan("postgresql")
+    columns, source = _series_study_parts()
+    aliases = [f"c{i}" for i in range(len(columns))]  # series and study share column names
+    n = len(series_fields)
+    series_pk = aliases[series_fields.index(Series._meta.pk.attname)]
+    study_pk = aliases[n + study_fields.index(Study._meta.pk.attname)]
+    study_uid = aliases[n + study_fields.index("study_instance_uid")]
+    owner = aliases[n + study_fields.index("owner_id")]
+    instance_pk = quote(instance_model._meta.pk.column)
+    audit_pk = quote(audit_model._meta.pk.column)
+
+    def insert(model: type[Model], links: dict[str, str], rows: str) -> tuple[str, tuple]:
+        """INSERT ... SELECT of every column but the primary key: parameters, then the
+        ``links`` columns from ``rows``."""
+        fields = tuple(
+            f for f in model._meta.concrete_fields if not f.primary_key and f.attname not in links
+        )
+        columns = [quote(f.column) for f in fields]
+        columns += [quote(model._meta.get_field(name).column) for name in links]
+        sql = "INSERT INTO {} ({}) SELECT {} FROM {}".format(  # noqa: S608 - model names
+            quote(model._meta.db_table),
+            ", ".join(columns),
+            ", ".join(["%s"] * len(fields) + list(links.values())),
+            rows,
+        )
+        return sql, fields
+
+    instance_sql, instance_fields = insert(instance_model, {"series_id": f"s.{series_pk}"}, "s")
+    audit_sql, audit_fields = insert(
+        audit_model, {"instance_id": f"i.{instance_pk}", "study_id": f"s.{study_pk}"}, "i, s"
+    )
+    named = ", ".join(
+        f"{column} AS {alias}" for column, alias in zip(columns, aliases, strict=True)
+    )
+    sql = (  # names from the models' metadata; every value is a parameter
+        f"WITH s AS (SELECT {named} {source}),"  # noqa: S608
+        f" i AS ({instance_sql} WHERE s.{study_uid} = %s AND s.{owner} = %s"
+        f" RETURNING {instance_pk}),"
+        f" a AS ({audit_sql} RETURNING {audit_pk})"
+        f" SELECT s.*, (SELECT {instance_pk} FROM i), (SELECT {audit_pk} FROM a) FROM s"
+    )
+    return _OwnedSeriesPlan(sql, instance_fields, audit_fields)

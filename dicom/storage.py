@@ -129,6 +129,13 @@ def blob_put_staged(staged: StagedFile) -> str:
         return default_storage.save(name, File(fh, name=ORIGINAL_NAME))
 
 
+def blob_put_keeps_name() -> bool:
+    """True when :func:`blob_put_staged` of content already stored overwrites it under the
+    same name (a local disk): putting a duplicate then leaves nothing behind. Object
+    storage may pick another name for an existing one."""
+    return _is_local_storage()
+
+
 def local_move(source: Path, target: Path) -> None:
     """Move a staged file to ``target`` in local storage: a rename when both are on one file
     system, else a copy that appears whole (written beside the target, then renamed). The

@@ -8,10 +8,17 @@ import pydicom
 import pytest
 from django.core.files.storage import default_storage
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from pydicom.multival import MultiValue
 
 from conftest import corpus_rows
-from dicom.errors import DuplicateInstanceConflict, MissingRequiredTag, StudyOwnershipConflict
+from developers.models import AuditEvent
+from dicom.errors import (
+    DuplicateInstanceConflict,
+    InvalidDicomFile,
+    MissingRequiredTag,
+    StudyOwnershipConflict,
+)
 from dicom.ingest import instance_ingest
 from dicom.models import Instance, Patient, Series, Study
 from dicom.storage import original_name
@@ -124,6 +131,84 @@ def test_a_group_member_may_add_to_a_shared_study(owner, colleague):
     Study.objects.get().shared_with.add(colleague.groups.get())
     ingest_bytes(ct_variant(study_uid=study), colleague)
     assert Instance.objects.count() == 2
+
+
+# --- more instances of a stored series (on PostgreSQL: one statement) ---------------------
+
+
+def _series_of(owner) -> tuple[str, str]:
+    study, series = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    ingest_bytes(ct_variant(study_uid=study, series_uid=series), owner)
+    return study, series
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_one_more_instance_of_ones_own_series_is_one_statement_with_its_audit_record(
+    owner, isolated_storage
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement write is PostgreSQL's")
+    study, series = _series_of(owner)
+    data = ct_variant(study_uid=study, series_uid=series, instance_number=2)
+    with CaptureQueriesContext(connection) as queries:
+        result = ingest_bytes(data, owner)
+    assert len(queries) == 1, [q["sql"][:60] for q in queries]
+    instance = Instance.objects.select_related("series__study").get(pk=result.instance.pk)
+    assert instance.series.series_instance_uid == series
+    assert result.instance.series.study.study_instance_uid == study
+    assert default_storage.open(instance.file_path).read() == data
+    event = AuditEvent.objects.get(instance_id=instance.pk)
+    assert (event.action, event.user_id, event.study_id, event.study_uid) == (
+        "store",
+        owner.pk,
+        instance.series.study_id,
+        study,
+    )
+    assert event.sop_instance_uid == instance.sop_instance_uid
+    assert stored_files(isolated_storage / "staging") == []
+
+
+def test_a_conflict_in_a_stored_series_changes_no_file(owner, isolated_storage):
+    study, series = _series_of(owner)
+    sop = pydicom.uid.generate_uid()
+    ingest_bytes(ct_variant(study_uid=study, series_uid=series, sop_uid=sop), owner)
+    files_before = stored_files(isolated_storage / "media")
+    other = ct_variant(study_uid=study, series_uid=series, sop_uid=sop, StudyDescription="x")
+    with pytest.raises(DuplicateInstanceConflict):
+        ingest_bytes(other, owner)
+    assert stored_files(isolated_storage / "media") == files_before
+    assert stored_files(isolated_storage / "staging") == []
+    assert Instance.objects.count() == 2
+    assert AuditEvent.objects.filter(action="store").count() == 2
+
+
+def test_another_owner_cannot_add_to_a_stored_series_and_leaves_no_file(
+    owner, outsider, isolated_storage
+):
+    study, series = _series_of(owner)
+    files_before = stored_files(isolated_storage / "media")
+    with pytest.raises(StudyOwnershipConflict):
+        ingest_bytes(ct_variant(study_uid=study, series_uid=series, instance_number=2), outsider)
+    assert stored_files(isolated_storage / "media") == files_before
+    assert Instance.objects.count() == 1
+
+
+def test_an_instance_claiming_a_stored_series_of_another_study_is_refused(owner, isolated_storage):
+    _, series = _series_of(owner)
+    files_before = stored_files(isolated_storage / "media")
+    with pytest.raises(InvalidDicomFile, match="another study"):
+        ingest_bytes(ct_variant(series_uid=series, instance_number=2), owner)
+    assert stored_files(isolated_storage / "media") == files_before
+
+
+def test_a_group_member_adds_to_a_stored_series_of_a_shared_study(owner, colleague):
+    study, series = _series_of(owner)
+    Study.objects.get().shared_with.add(colleague.groups.get())
+    result = ingest_bytes(ct_variant(study_uid=study, series_uid=series), colleague)
+    assert result.instance.series.series_instance_uid == series
+    event = AuditEvent.objects.get(instance_id=result.instance.pk)
+    assert (event.user_id, event.study_uid) == (colleague.pk, study)
 
 
 # --- the real corpus ----------------------------------------------------------------------
