@@ -24,7 +24,7 @@ from django.core.files.uploadhandler import FileUploadHandler
 from rest_framework.parsers import MultiPartParser
 
 from dicom.errors import LightboxError
-from dicom.storage import StagedFile, staging_dir
+from dicom.storage import StagedFile, staging_dir, writeback_start
 
 # Parts arrive in chunks of this size (Django's default is 64 kB): fewer trips through the
 # multipart parser, still one bounded buffer at a time.
@@ -85,6 +85,8 @@ class StagingUploadHandler(FileUploadHandler):
         return None
 
     def file_complete(self, file_size: int) -> StagedUpload:
+        self._out.flush()
+        writeback_start(self._out.fileno())
         self._out.close()
         staged = self.staged[-1]
         staged.sha256, staged.size = self._digest.hexdigest(), self._size

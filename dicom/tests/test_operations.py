@@ -16,6 +16,8 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
+from dicom import storage
+from dicom.ingest import instance_ingest
 from dicom.models import Instance, Patient, Series, Study
 from dicom.storage import local_move, staging_cleanup, staging_dir
 from dicom.tests.factories import ct_variant
@@ -226,6 +228,50 @@ def test_without_fsync_nothing_is_flushed(owner_client, isolated_storage, synced
     settings.LIGHTBOX_FSYNC = False
     upload(owner_client, ct_variant())
     assert synced == []
+
+
+@pytest.fixture
+def written_early(monkeypatch) -> list[tuple[Path, int]]:
+    """The files (and flags) whose writing to disk is started as soon as they are staged:
+    the kernel call runs for real; a test can only see that it was asked."""
+    if storage._sync_file_range is None:
+        pytest.skip("sync_file_range(2) is Linux's")
+    calls: list[tuple[Path, int]] = []
+    real = storage._sync_file_range
+
+    def sync_file_range(fd, offset, nbytes, flags):
+        calls.append((Path(os.readlink(f"/proc/self/fd/{fd}")), flags))
+        return real(fd, offset, nbytes, flags)
+
+    monkeypatch.setattr(storage, "_sync_file_range", sync_file_range)
+    return calls
+
+
+def test_an_uploaded_file_starts_reaching_the_disk_once_staged(
+    owner_client, isolated_storage, written_early, synced
+):
+    upload(owner_client, ct_variant())
+    assert [flags for _, flags in written_early] == [storage.SYNC_FILE_RANGE_WRITE]
+    path = written_early[0][0]
+    assert path.parent == staging_dir().resolve()
+    assert path in synced  # and is flushed before its row commits, as before
+
+
+def test_a_file_staged_from_a_stream_starts_reaching_the_disk_too(
+    owner, isolated_storage, written_early
+):
+    instance_ingest(stream=io.BytesIO(ct_variant()), owner=owner, source="test")
+    assert len(written_early) == 1
+    assert written_early[0][0].parent == staging_dir().resolve()
+
+
+def test_without_fsync_no_early_write_is_asked_for(
+    owner_client, isolated_storage, written_early, settings
+):
+    settings.LIGHTBOX_FSYNC = False
+    upload(owner_client, ct_variant())
+    assert Instance.objects.count() == 1
+    assert written_early == []
 
 
 def test_health_endpoints_need_no_login(client):
