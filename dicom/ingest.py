@@ -3,9 +3,10 @@
 REST upload, ZIP upload, batches, STOW-RS, C-STORE and ``manage.py import_dicom`` all call
 :func:`instance_ingest` (or :func:`staged_ingest` when the bytes are already staged). The
 steps: stream to staging while hashing → parse the header without pixel data → validate →
-de-duplicate → write Patient/Study/Series/Instance in one transaction and put the file at
-``final/{sha256}/original.dcm``. On any failure nothing remains: no row, no staged file,
-no stored file.
+de-duplicate → write Patient/Study/Series/Instance in one transaction (on PostgreSQL, one
+statement for one more instance of a stored series of the uploader's own) and put the file at
+``final/{sha256}/original.dcm`` before it commits. On any failure nothing remains: no row, no
+staged file, no stored file.
 """
 
 from __future__ import annotations

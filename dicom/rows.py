@@ -192,12 +192,12 @@ def _row_convert(row: tuple, connection: Any) -> list[Any]:
 def rows_insert_into_owned_series(
     instance: Model, audit: Model, *, series_uid: str, study_uid: str, owner_id: int
 ) -> Series | None:
-    """On PostgreSQL, in ONE autocommitted statement: read the series ``series_uid`` with its
-    study and, when that study has the UID ``study_uid`` and belongs to ``owner_id``, INSERT
-    ``instance`` into the series and ``audit`` (its ``instance_id`` and ``study_id`` from
-    those rows). Returns the series with its study (``series.study``, ``study.is_shared``)
-    when both rows were written; None when nothing was written (no such series, another
-    study or another owner: the caller decides in a transaction of its own).
+    """On PostgreSQL, in ONE statement (its own transaction under autocommit): read the series
+    ``series_uid`` with its study and, when that study has the UID ``study_uid`` and belongs to
+    ``owner_id``, INSERT ``instance`` into the series and ``audit`` (its ``instance_id`` and
+    ``study_id`` from those rows). Returns the series with its study (``series.study``,
+    ``study.is_shared``) when both rows were written; None when nothing was written (no such series,
+    another study or another owner: the caller decides in a transaction of its own).
 
     The common case of an ingest, one more instance of a study its uploader is filling,
     costs one round trip and one commit instead of four statements (BEGIN, the series, the
