@@ -277,7 +277,7 @@ def _ingest_parsed(
     stored = _Stored()
     try:
         # The common case is a new instance: write it, and let the unique SOP Instance UID
-        # say when it is not (the whole transaction then rolls back: nothing stays).
+        # say when it is not (no row is written; a file already put is handled below).
         try:
             return _write_new(staged=staged, ds=ds, owner=owner, source=source, stored=stored)
         except IntegrityError:
