@@ -2,7 +2,8 @@
 
 REST upload, ZIP upload, batches, STOW-RS, C-STORE and ``manage.py import_dicom`` all call
 :func:`instance_ingest` (or :func:`staged_ingest` when the bytes are already staged). The
-steps: stream to staging while hashing → parse the header without pixel data → validate →
+steps: stream to staging while hashing → parse the header without pixel data (a plain file in
+one pass, :mod:`dicom.header_scan`; any other with pydicom) → validate →
 de-duplicate → write Patient/Study/Series/Instance in one transaction (on PostgreSQL, one
 statement for one more instance of a stored series of the uploader's own) and put the file at
 ``final/{sha256}/original.dcm`` before it commits. On any failure nothing remains: no row, no
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cache
+from functools import cache, cached_property
 from typing import IO, Any
 
 import pydicom
@@ -34,6 +35,7 @@ from dicom.errors import (
     MissingRequiredTag,
     StudyOwnershipConflict,
 )
+from dicom.header_scan import header_scan
 from dicom.models import Instance, Patient, Series, Study
 from dicom.rows import rows_insert_into_owned_series, rows_insert_linked, series_with_study
 from dicom.storage import (
@@ -55,6 +57,9 @@ LOCK_STUDY = 0x4C42
 ENCAPSULATED_PREFIX = "1.2.840.10008.1.2.4"
 RLE_LOSSLESS = "1.2.840.10008.1.2.5"
 DEFLATED = "1.2.840.10008.1.2.1.99"
+DICOMDIR = "1.2.840.10008.1.3.10"
+# Bulk values longer than this many base64 characters are stored as markers, not inline
+BULK_THRESHOLD = 1024
 
 MSG_EMPTY = "The file is empty."
 MSG_NOT_DICOM = "The file is not DICOM: no DICM prefix and no readable dataset."
@@ -124,15 +129,65 @@ def staged_ingest(
 ) -> IngestResult:
     """Ingest a file already in staging; the staged file is always consumed."""
     try:
-        ds = header_read(staged)
-        if expected_study_uid is not None and ds.StudyInstanceUID != expected_study_uid:
+        header = ingest_header_read(staged)
+        if expected_study_uid is not None and header.uid("StudyInstanceUID") != expected_study_uid:
             raise StudyOwnershipConflict(
                 "The instance belongs to another study than the one addressed.",
                 code="study_uid_mismatch",
             )
-        return _ingest_parsed(staged=staged, ds=ds, owner=owner, source=source, overwrite=overwrite)
+        return _ingest_parsed(
+            staged=staged, header=header, owner=owner, source=source, overwrite=overwrite
+        )
     finally:
         staged.discard()
+
+
+@dataclass(frozen=True)
+class Header:
+    """What the ingest reads of a file: its header as DICOM JSON (bulk values as
+    ``bulk/GGGGEEEE`` markers, see :func:`header_json`) and two UIDs of its file meta."""
+
+    json: dict[str, Any]
+    transfer_syntax_uid: str
+    media_storage_sop_class_uid: str
+
+    @classmethod
+    def of_dataset(cls, ds: Dataset) -> Header:
+        """The header of a dataset read by :func:`header_read`."""
+        meta = getattr(ds, "file_meta", None)
+        return cls(
+            json=ds.lightbox_header,  # type: ignore[attr-defined]
+            transfer_syntax_uid=str(getattr(meta, "TransferSyntaxUID", "") or ""),
+            media_storage_sop_class_uid=str(getattr(meta, "MediaStorageSOPClassUID", "") or ""),
+        )
+
+    @cached_property
+    def values(self) -> _HeaderValues:
+        return _HeaderValues(self.json)
+
+    def uid(self, keyword: str) -> str:
+        return str(self.values.get(keyword) or "").strip()
+
+
+def ingest_header_read(staged: StagedFile) -> Header:
+    """The header of a staged file to store, with every check of :func:`header_read`.
+
+    A plain file (explicit VR little endian, nothing unusual) is read in one pass straight
+    to its DICOM JSON by :func:`dicom.header_scan.header_scan`, the same JSON pydicom's read
+    gives; any other file, hostile ones included, is read by pydicom (:func:`header_read`)."""
+    if staged.size == 0:
+        raise InvalidDicomFile(MSG_EMPTY)
+    with staged.path.open("rb") as raw, mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as fh:
+        scanned = header_scan(fh, staged.size, bulk_threshold=BULK_THRESHOLD, bulk_marker=_bulk_uri)
+    if scanned is None:
+        return Header.of_dataset(header_read(staged))
+    header = Header(
+        json=scanned.json,
+        transfer_syntax_uid=scanned.transfer_syntax_uid,
+        media_storage_sop_class_uid=scanned.media_storage_sop_class_uid,
+    )
+    _check_header(header, staged.size, require_uids=True)
+    return header
 
 
 def header_read(staged: StagedFile, *, require_uids: bool = True) -> Dataset:
@@ -166,22 +221,26 @@ def header_read(staged: StagedFile, *, require_uids: bool = True) -> Dataset:
             raise InvalidDicomFile(MSG_UNREADABLE.format(reason=type(exc).__name__))
     if not has_magic and not _looks_like_dicom(ds):
         raise InvalidDicomFile(MSG_NOT_DICOM)
-    values = _HeaderValues(header)  # converted once: the checks read no element again
-    if require_uids:
-        _check_storable(ds, values)
-    try:
-        _check_pixel_size(ds, values, staged.size)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise InvalidDicomFile(MSG_UNREADABLE.format(reason=type(exc).__name__))
     ds.lightbox_header = header  # type: ignore[attr-defined]
+    # The checks read the converted header: no element is converted again.
+    _check_header(Header.of_dataset(ds), staged.size, require_uids=require_uids)
     return ds
 
 
-def _check_storable(ds: Dataset, values: _HeaderValues) -> None:
-    if str(getattr(ds.file_meta, "MediaStorageSOPClassUID", "")) == "1.2.840.10008.1.3.10":
+def _check_header(header: Header, file_size: int, *, require_uids: bool) -> None:
+    if require_uids:
+        _check_storable(header)
+    try:
+        _check_pixel_size(header, file_size)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidDicomFile(MSG_UNREADABLE.format(reason=type(exc).__name__))
+
+
+def _check_storable(header: Header) -> None:
+    if header.media_storage_sop_class_uid == DICOMDIR:
         raise InvalidDicomFile(MSG_DICOMDIR, code="dicomdir")
     for keyword in REQUIRED_UIDS:
-        value = str(values.get(keyword) or "").strip()
+        value = header.uid(keyword)
         if not value:
             raise MissingRequiredTag(MSG_MISSING_UID.format(keyword=keyword), tag=keyword)
         if len(value) > 64 or not UID_RE.match(value):
@@ -224,11 +283,15 @@ def header_json(ds: Dataset) -> dict[str, Any]:
     *global* reading validation to "raise" while it runs, which makes reads in other
     threads (concurrent requests) fail on values they would otherwise accept.
     """
-    return dataset_json(ds, bulk_threshold=1024, bulk_marker=_bulk_marker)
+    return dataset_json(ds, bulk_threshold=BULK_THRESHOLD, bulk_marker=_bulk_marker)
 
 
 def _bulk_marker(elem: Any) -> str:
-    return f"bulk/{elem.tag:08X}"
+    return _bulk_uri(elem.tag)
+
+
+def _bulk_uri(tag: int) -> str:
+    return f"bulk/{tag:08X}"
 
 
 def _looks_like_dicom(ds: Dataset) -> bool:
@@ -249,12 +312,13 @@ def _check_raw_lengths(ds: Dataset, file_size: int) -> None:
             raise InvalidDicomFile(MSG_TRUNCATED.format(tag=str(elem.tag), length=length))
 
 
-def _check_pixel_size(ds: Dataset, values: _HeaderValues, file_size: int) -> None:
+def _check_pixel_size(header: Header, file_size: int) -> None:
     """Native pixel data can't be larger than the file: reject impossible image sizes."""
+    values = header.values
     rows, columns = _int(values, "Rows"), _int(values, "Columns")
     if rows is None or columns is None:
         return
-    ts = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "")
+    ts = header.transfer_syntax_uid
     if ts.startswith(ENCAPSULATED_PREFIX) or ts in (RLE_LOSSLESS, DEFLATED):
         return
     frames = max(1, _int(values, "NumberOfFrames") or 1)
@@ -271,15 +335,17 @@ def _check_pixel_size(ds: Dataset, values: _HeaderValues, file_size: int) -> Non
 
 
 def _ingest_parsed(
-    *, staged: StagedFile, ds: Dataset, owner: Any, source: str, overwrite: bool
+    *, staged: StagedFile, header: Header, owner: Any, source: str, overwrite: bool
 ) -> IngestResult:
-    sop_uid = str(ds.SOPInstanceUID)
+    sop_uid = header.uid("SOPInstanceUID")
     stored = _Stored()
     try:
         # The common case is a new instance: write it, and let the unique SOP Instance UID
         # say when it is not (no row is written; a file already put is handled below).
         try:
-            return _write_new(staged=staged, ds=ds, owner=owner, source=source, stored=stored)
+            return _write_new(
+                staged=staged, header=header, owner=owner, source=source, stored=stored
+            )
         except IntegrityError:
             existing = (
                 Instance.objects.select_related("series__study")
@@ -295,7 +361,12 @@ def _ingest_parsed(
             raise DuplicateInstanceConflict(sop_instance_uid=sop_uid)
         try:
             return _write(
-                staged=staged, ds=ds, owner=owner, source=source, replace=existing, stored=stored
+                staged=staged,
+                header=header,
+                owner=owner,
+                source=source,
+                replace=existing,
+                stored=stored,
             )
         except IntegrityError:
             # A concurrent upload stored this SOP Instance UID again: decide once more.
@@ -323,12 +394,12 @@ class _Stored:
 
 
 def _write_new(
-    *, staged: StagedFile, ds: Dataset, owner: Any, source: str, stored: _Stored
+    *, staged: StagedFile, header: Header, owner: Any, source: str, stored: _Stored
 ) -> IngestResult:
     """A new instance: on PostgreSQL, of a series already stored in a study of the
     uploader's own, in one statement (:func:`_write_owned_series`); otherwise, and when
     that statement found nothing to write into, in a transaction (:func:`_write`)."""
-    args = {"staged": staged, "ds": ds, "owner": owner, "source": source, "stored": stored}
+    args = {"staged": staged, "header": header, "owner": owner, "source": source, "stored": stored}
     if _owned_series_write_possible(owner):
         result = _write_owned_series(**args)
         if result is not None:
@@ -347,17 +418,17 @@ def _owned_series_write_possible(owner: Any) -> bool:
 
 
 def _write_owned_series(
-    *, staged: StagedFile, ds: Dataset, owner: Any, source: str, stored: _Stored
+    *, staged: StagedFile, header: Header, owner: Any, source: str, stored: _Stored
 ) -> IngestResult | None:
     """One statement, one commit: the series read with its study and, when the study is
     the uploader's own and has the instance's Study Instance UID, the instance inserted
     with its audit record (:func:`dicom.rows.rows_insert_into_owned_series`). The file
     is put in place first, so that a row never names a file that is not stored. None when
     the statement wrote nothing: a new series, another owner's study, another study."""
-    instance = _instance_new(staged=staged, ds=ds, owner=owner, source=source)
+    instance = _instance_new(staged=staged, header=header, owner=owner, source=source)
     instance.file_path = stored.put(staged)
     audit = _audit_store(instance, owner, source)
-    audit.study_uid = str(ds.StudyInstanceUID)[:64]
+    audit.study_uid = header.uid("StudyInstanceUID")[:64]
     connection = transaction.get_connection()
     # Alone, the statement is its own transaction; inside another one, a savepoint lets a
     # unique violation roll back only this.
@@ -365,8 +436,8 @@ def _write_owned_series(
         series = rows_insert_into_owned_series(
             instance,
             audit,
-            series_uid=str(ds.SeriesInstanceUID),
-            study_uid=str(ds.StudyInstanceUID),
+            series_uid=header.uid("SeriesInstanceUID"),
+            study_uid=header.uid("StudyInstanceUID"),
             owner_id=owner.pk,
         )
     if series is None:
@@ -378,7 +449,7 @@ def _write_owned_series(
 def _write(
     *,
     staged: StagedFile,
-    ds: Dataset,
+    header: Header,
     owner: Any,
     source: str,
     replace: Instance | None,
@@ -390,10 +461,10 @@ def _write(
     overwrites; see :func:`_write_owned_series` for the common case."""
     old_sha = replace.sha256 if replace is not None else None
     with transaction.atomic():
-        study, series, series_created = _study_series_get_or_create(ds, owner=owner)
+        study, series, series_created = _study_series_get_or_create(header, owner=owner)
         if replace is not None:
             Instance.objects.filter(pk=replace.pk).delete()
-        instance = _instance_new(staged=staged, ds=ds, owner=owner, source=source)
+        instance = _instance_new(staged=staged, header=header, owner=owner, source=source)
         instance.series = series
         rows_insert_linked(instance, _audit_store(instance, owner, source), link="instance_id")
         if series_created or replace is not None:  # the study's modalities may change
@@ -408,7 +479,7 @@ def _write(
     return IngestResult(instance, STATUS_OVERWRITTEN if replace else STATUS_STORED)
 
 
-def _instance_new(*, staged: StagedFile, ds: Dataset, owner: Any, source: str) -> Instance:
+def _instance_new(*, staged: StagedFile, header: Header, owner: Any, source: str) -> Instance:
     return Instance(
         sha256=staged.sha256,
         file_size=staged.size,
@@ -416,8 +487,8 @@ def _instance_new(*, staged: StagedFile, ds: Dataset, owner: Any, source: str) -
         original_filename=staged.filename[:255],
         source=source,
         uploaded_by=owner if getattr(owner, "pk", None) else None,
-        header=ds.lightbox_header,  # type: ignore[attr-defined]
-        **instance_columns(ds),
+        header=header.json,
+        **instance_columns(header),
     )
 
 
@@ -463,21 +534,21 @@ def _check_study_access(study: Study, owner: Any) -> None:
         raise StudyOwnershipConflict()
 
 
-def _study_series_get_or_create(ds: Dataset, *, owner: Any) -> tuple[Study, Series, bool]:
+def _study_series_get_or_create(header: Header, *, owner: Any) -> tuple[Study, Series, bool]:
     """The study and series rows of an instance, created when new; ``True`` when the
     series was created.
 
     The common case is one more instance of a stored series: its row, its study's row and
     whether the study is shared (the upload event needs that) come in one statement."""
-    series = series_with_study(str(ds.SeriesInstanceUID))
-    if series is None and _creation_lock(str(ds.StudyInstanceUID)):
-        series = series_with_study(str(ds.SeriesInstanceUID))  # made while we waited?
+    series = series_with_study(header.uid("SeriesInstanceUID"))
+    if series is None and _creation_lock(header.uid("StudyInstanceUID")):
+        series = series_with_study(header.uid("SeriesInstanceUID"))  # made while we waited?
     if series is None:
-        study = _study_get_or_create(ds, owner=owner)
-        series, created = _series_get_or_create(ds, study=study)
+        study = _study_get_or_create(header, owner=owner)
+        series, created = _series_get_or_create(header, study=study)
         return study, series, created
     study = series.study
-    if study.study_instance_uid != str(ds.StudyInstanceUID):
+    if study.study_instance_uid != header.uid("StudyInstanceUID"):
         raise InvalidDicomFile(MSG_SERIES_ELSEWHERE, code="series_study_mismatch")
     _check_study_access(study, owner)
     return study, series, False
@@ -497,17 +568,17 @@ def _creation_lock(study_uid: str) -> bool:
     return True
 
 
-def _study_get_or_create(ds: Dataset, *, owner: Any) -> Study:
+def _study_get_or_create(header: Header, *, owner: Any) -> Study:
     """The study row, created with its patient when new. A concurrent creator of the same
     study wins the unique constraint; we then use theirs."""
-    uid = str(ds.StudyInstanceUID)
+    uid = header.uid("StudyInstanceUID")
     study = Study.objects.filter(study_instance_uid=uid).first()
     if study is None:
-        patient = _patient_get_or_create(ds)
+        patient = _patient_get_or_create(header)
         try:
             with transaction.atomic():  # a savepoint: the race below must not sink the rest
                 study = Study.objects.create(
-                    study_instance_uid=uid, patient_record=patient, **_study_columns(ds, owner)
+                    study_instance_uid=uid, patient_record=patient, **_study_columns(header, owner)
                 )
             study.is_shared = False
             return study
@@ -517,47 +588,47 @@ def _study_get_or_create(ds: Dataset, *, owner: Any) -> Study:
     return study
 
 
-def _patient_get_or_create(ds: Dataset) -> Patient:
+def _patient_get_or_create(header: Header) -> Patient:
     patient, _ = Patient.objects.get_or_create(
-        patient_id=_text(ds, "PatientID", 64),
-        issuer_of_patient_id=_text(ds, "IssuerOfPatientID", 64),
+        patient_id=_text(header.values, "PatientID", 64),
+        issuer_of_patient_id=_text(header.values, "IssuerOfPatientID", 64),
         defaults={
-            "patient_name": _text(ds, "PatientName", 324),
-            "birth_date": _date(ds, "PatientBirthDate"),
-            "sex": _text(ds, "PatientSex", 16),
+            "patient_name": _text(header.values, "PatientName", 324),
+            "birth_date": _date(header.values, "PatientBirthDate"),
+            "sex": _text(header.values, "PatientSex", 16),
         },
     )
     return patient
 
 
-def _study_columns(ds: Dataset, owner: Any) -> dict[str, Any]:
+def _study_columns(header: Header, owner: Any) -> dict[str, Any]:
     return {
         "owner": owner if getattr(owner, "pk", None) else None,
-        "patient_name": _text(ds, "PatientName", 324),
-        "patient_id": _text(ds, "PatientID", 64),
-        "patient_birth_date": _date(ds, "PatientBirthDate"),
-        "patient_sex": _text(ds, "PatientSex", 16),
-        "study_date": _date(ds, "StudyDate"),
-        "study_time": _text(ds, "StudyTime", 32),
-        "accession_number": _text(ds, "AccessionNumber", 64),
-        "study_id": _text(ds, "StudyID", 16),
-        "study_description": _text(ds, "StudyDescription", 256),
-        "referring_physician_name": _text(ds, "ReferringPhysicianName", 324),
+        "patient_name": _text(header.values, "PatientName", 324),
+        "patient_id": _text(header.values, "PatientID", 64),
+        "patient_birth_date": _date(header.values, "PatientBirthDate"),
+        "patient_sex": _text(header.values, "PatientSex", 16),
+        "study_date": _date(header.values, "StudyDate"),
+        "study_time": _text(header.values, "StudyTime", 32),
+        "accession_number": _text(header.values, "AccessionNumber", 64),
+        "study_id": _text(header.values, "StudyID", 16),
+        "study_description": _text(header.values, "StudyDescription", 256),
+        "referring_physician_name": _text(header.values, "ReferringPhysicianName", 324),
     }
 
 
-def _series_get_or_create(ds: Dataset, *, study: Study) -> tuple[Series, bool]:
+def _series_get_or_create(header: Header, *, study: Study) -> tuple[Series, bool]:
     series, created = Series.objects.get_or_create(
-        series_instance_uid=str(ds.SeriesInstanceUID),
+        series_instance_uid=header.uid("SeriesInstanceUID"),
         defaults={
             "study": study,
-            "modality": _text(ds, "Modality", 16),
-            "series_number": _int(ds, "SeriesNumber"),
-            "series_description": _text(ds, "SeriesDescription", 256),
-            "series_date": _date(ds, "SeriesDate"),
-            "series_time": _text(ds, "SeriesTime", 32),
-            "body_part_examined": _text(ds, "BodyPartExamined", 64),
-            "frame_of_reference_uid": _text(ds, "FrameOfReferenceUID", 64),
+            "modality": _text(header.values, "Modality", 16),
+            "series_number": _int(header.values, "SeriesNumber"),
+            "series_description": _text(header.values, "SeriesDescription", 256),
+            "series_date": _date(header.values, "SeriesDate"),
+            "series_time": _text(header.values, "SeriesTime", 32),
+            "body_part_examined": _text(header.values, "BodyPartExamined", 64),
+            "frame_of_reference_uid": _text(header.values, "FrameOfReferenceUID", 64),
         },
     )
     if not created and series.study_id != study.pk:
@@ -583,20 +654,18 @@ def study_refresh_modalities(study: Study, *, lock: bool = False) -> None:
         study.modalities_in_study = value
 
 
-def instance_columns(ds: Dataset) -> dict[str, Any]:
+def instance_columns(header: Header) -> dict[str, Any]:
     """The indexed Instance columns read from a header (pixel data never touched).
 
-    The values come from the header's DICOM JSON (``lightbox_header``), where every element
-    is already converted: reading them from ``ds`` would convert each one again."""
-    meta = getattr(ds, "file_meta", None)
-    ts = str(getattr(meta, "TransferSyntaxUID", "") or "")
-    sop_uid = str(ds.SOPInstanceUID)
-    values = _HeaderValues(ds.lightbox_header)  # type: ignore[attr-defined]
+    The values come from the header's DICOM JSON, where every element is already
+    converted."""
+    ts = header.transfer_syntax_uid
+    sop_uid = header.uid("SOPInstanceUID")
+    values = header.values
     spacing = _floats(values, "PixelSpacing") or _floats(values, "ImagerPixelSpacing")
     return {
         "sop_instance_uid": sop_uid,
-        "sop_class_uid": _text(values, "SOPClassUID", 64)
-        or str(getattr(meta, "MediaStorageSOPClassUID", "") or ""),
+        "sop_class_uid": _text(values, "SOPClassUID", 64) or header.media_storage_sop_class_uid,
         "instance_number": _int(values, "InstanceNumber"),
         "transfer_syntax_uid": ts[:64],
         "rows": _int(values, "Rows"),
@@ -622,7 +691,7 @@ def instance_columns(ds: Dataset) -> dict[str, Any]:
 
 class _HeaderValues:
     """Element values read from a header's DICOM JSON as ``Dataset.get`` gives them: None,
-    one value, or a list of several."""
+    one value, or a list of several; a person name as its text (``str(PersonName)``)."""
 
     def __init__(self, header: dict[str, Any]) -> None:
         self.header = header
@@ -632,6 +701,8 @@ class _HeaderValues:
         values = entry.get("Value") if entry else None
         if not values:
             return None
+        if entry.get("vr") == "PN":
+            values = ["=".join(name.values()) for name in values]
         return values[0] if len(values) == 1 else values
 
     def __contains__(self, keyword: str) -> bool:
@@ -643,46 +714,43 @@ def _json_key(keyword: str) -> str:
     return f"{tag_for_keyword(keyword):08X}"
 
 
-def _has_pixels(ds: _HeaderValues) -> bool:
-    # stop_before_pixels drops the element itself; an image has Rows/Columns.
-    return "Rows" in ds and "Columns" in ds
+def _has_pixels(values: _HeaderValues) -> bool:
+    # The header holds no pixel data element; an image has Rows/Columns.
+    return "Rows" in values and "Columns" in values
 
 
-def _text(ds: Dataset | _HeaderValues, keyword: str, max_length: int) -> str:
-    try:
-        value = ds.get(keyword)
-    except Exception:  # noqa: BLE001 - a malformed value is treated as absent
-        return ""
+def _text(values: _HeaderValues, keyword: str, max_length: int) -> str:
+    value = values.get(keyword)
     if value is None:
         return ""
-    if isinstance(value, pydicom.multival.MultiValue | list):
+    if isinstance(value, list):
         value = "\\".join("" if v is None else str(v) for v in value)
     return str(value).strip().replace("\x00", "")[:max_length]
 
 
-def _int(ds: Dataset | _HeaderValues, keyword: str) -> int | None:
+def _int(values: _HeaderValues, keyword: str) -> int | None:
     try:
-        value = ds.get(keyword)
-        if isinstance(value, pydicom.multival.MultiValue | list):
+        value = values.get(keyword)
+        if isinstance(value, list):
             value = value[0]
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError, OverflowError):
         return None
 
 
-def _floats(ds: _HeaderValues, keyword: str) -> list[float]:
+def _floats(values: _HeaderValues, keyword: str) -> list[float]:
     try:
-        value = ds.get(keyword)
+        value = values.get(keyword)
         if value in (None, ""):
             return []
-        values = value if isinstance(value, pydicom.multival.MultiValue | list) else [value]
-        return [float(v) for v in values]
+        numbers = value if isinstance(value, list) else [value]
+        return [float(v) for v in numbers]
     except (TypeError, ValueError, OverflowError):
         return []
 
 
-def _date(ds: Dataset | _HeaderValues, keyword: str) -> date | None:
-    raw = _text(ds, keyword, 32).replace(".", "").replace("-", "")
+def _date(values: _HeaderValues, keyword: str) -> date | None:
+    raw = _text(values, keyword, 32).replace(".", "").replace("-", "")
     if len(raw) < 8 or not raw[:8].isdigit():
         return None
     try:
