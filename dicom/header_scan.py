@@ -60,8 +60,11 @@ UNDEFINED_LENGTH = 0xFFFFFFFF
 # Deeper than any real header; a deeper one goes to pydicom, which has its own limit.
 MAX_DEPTH = 16
 
-# VRs whose length is 4 bytes after 2 reserved ones (PS3.5 7.1.2); UN is never decoded here
-LONG_LENGTH_VRS = frozenset(("OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UR", "UT"))
+# VRs whose length is 4 bytes after 2 reserved ones (PS3.5 7.1.2)
+LONG_LENGTH_VRS = frozenset(
+    ("OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV")
+)
+LONG_LENGTH_VR_BYTES = frozenset(vr.encode("ascii") for vr in LONG_LENGTH_VRS)
 BULK_VRS = frozenset(("OB", "OD", "OF", "OL", "OV", "OW"))
 SCANNED_VRS = frozenset(TEXT_DECODERS) | frozenset(NUMBER_STRUCTS) | BULK_VRS | {"SQ", "AT"}
 VR_NAMES = {vr.encode("ascii"): vr for vr in SCANNED_VRS}
@@ -98,11 +101,11 @@ def header_scan(
         syntax = _uid_text(meta.get(TRANSFER_SYNTAX_UID))
         if not _explicit_little_endian(syntax):
             return None
+        sop_class = _uid_text(meta.get(MEDIA_STORAGE_SOP_CLASS_UID))
         scanner = _Scanner(buf, size, (bulk_threshold // 4) * 3, bulk_marker)
         header, _ = scanner.dataset(position, size, depth=0, encoding=default_encoding)
     except (_Unusual, struct.error, UnicodeDecodeError):
         return None
-    sop_class = _uid_text(meta.get(MEDIA_STORAGE_SOP_CLASS_UID))
     return ScannedHeader(header, syntax, sop_class)
 
 
@@ -131,9 +134,11 @@ def _meta_read(buf: Any, size: int) -> tuple[dict[int, bytes], int]:
 
 
 def _uid_text(value: bytes | None) -> str:
-    if not value or not value.isascii():
+    if not value:
         return ""
-    return value.decode("ascii").rstrip("\x00 ")
+    if not value.isascii() or b"\\" in value:
+        raise _Unusual  # pydicom decodes it, or reads several values
+    return value.decode("ascii").rstrip("\x00 ").strip()  # as str(pydicom's UID) gives it
 
 
 def _explicit_little_endian(syntax: str) -> bool:
@@ -178,6 +183,9 @@ class _Scanner:
                     raise _Unusual
                 return header, position + 8
             if depth == 0 and tag in PIXEL_TAGS:
+                # pydicom reads the whole element header before it stops
+                if vr_bytes in LONG_LENGTH_VR_BYTES and position + 12 > end:
+                    raise _Unusual
                 return header, position
             if tag <= previous or group < 0x0008 or group >= 0xFFFC or tag in LUT_DESCRIPTOR_TAGS:
                 raise _Unusual
