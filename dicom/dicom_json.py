@@ -224,17 +224,7 @@ class _Reader:
 
     def fast_value(self, vr: str, raw: RawDataElement) -> list[Any] | None:
         """The JSON "Value" list of a raw element ([] when empty), or None to fall back."""
-        data: bytes = raw.value
-        if not data:
-            return []
-        unpackers = NUMBER_STRUCTS.get(vr)
-        if unpackers is not None:
-            return _numbers(data, unpackers[0] if raw.is_little_endian else unpackers[1])
-        if not data.isascii():
-            return None
-        if vr in CHARSET_VRS and (self.encoding is None or ESC in data):
-            return None
-        return TEXT_DECODERS[vr](data.decode("ascii"))
+        return value_json(vr, raw.value, little_endian=raw.is_little_endian, encoding=self.encoding)
 
     def creator_is_plain(self, tag: int) -> bool:
         """Setting a private element reads its (gggg,00xx) *Private Creator*; pydicom
@@ -247,6 +237,29 @@ class _Reader:
             plain = _creator_is_plain(self.ds._dict.get(creator_tag))
             self.plain_creators[creator_tag] = plain
         return plain
+
+
+def value_json(
+    vr: str, data: bytes, *, little_endian: bool, encoding: str | None
+) -> list[Any] | None:
+    """The JSON "Value" list of the raw bytes of a value of one of the fast VRs ([] when
+    empty), as pydicom converts them; None when pydicom must convert them. ``encoding`` is
+    the dataset's text codec when it reads ASCII as ASCII (:func:`_text_encoding`)."""
+    if not data:
+        return []
+    unpackers = NUMBER_STRUCTS.get(vr)
+    if unpackers is not None:
+        return _numbers(data, unpackers[0] if little_endian else unpackers[1])
+    if not data.isascii():
+        return None
+    if vr in CHARSET_VRS and (encoding is None or ESC in data):
+        return None
+    return TEXT_DECODERS[vr](data.decode("ascii"))
+
+
+def plain_creator(vr: str | None, value: bytes) -> bool:
+    """A Private Creator that pydicom reads without fail: ASCII LO with no escape."""
+    return vr == "LO" and value.isascii() and ESC not in value
 
 
 def _text_encoding(ds: Dataset) -> str | None:
@@ -276,8 +289,7 @@ def _dictionary_vr(tag: BaseTag) -> str | None:
 def _creator_is_plain(creator: Any) -> bool:
     if creator is None or isinstance(creator, DataElement):
         return True
-    value = creator.value
-    return creator.VR == "LO" and type(value) is bytes and value.isascii() and ESC not in value
+    return type(creator.value) is bytes and plain_creator(creator.VR, creator.value)
 
 
 def _numbers(data: bytes, unpacker: struct.Struct) -> list[Any] | None:

@@ -36,14 +36,13 @@ from pydicom.uid import UID
 
 from dicom.dicom_json import (
     ASCII_COMPATIBLE_ENCODINGS,
-    CHARSET_VRS,
-    ESC,
     LUT_DESCRIPTOR_TAGS,
     NUMBER_STRUCTS,
     TEXT_DECODERS,
     _code_string,
     _fast_path_allowed,
-    _numbers,
+    plain_creator,
+    value_json,
 )
 
 PREAMBLE = 128
@@ -210,6 +209,12 @@ class _Scanner:
             position = start + length
             if length == UNDEFINED_LENGTH or position > end:
                 raise _Unusual
+            if vr in BULK_VRS and length > self.inline_limit:
+                # a marker: the value (an encapsulated document, say) is never copied
+                if group & 1:
+                    self.private_check(tag, vr, b"", plain)
+                header[key] = {"vr": vr, "BulkDataURI": self.bulk_marker(tag)}
+                continue
             data = buf[start:position]
             if group & 1:
                 self.private_check(tag, vr, data, plain)
@@ -263,38 +268,28 @@ class _Scanner:
         """A private element is read only when the element at its Private Creator's tag is
         plain LO text (or absent), as :class:`dicom.dicom_json._Reader` requires."""
         if tag & 0xFF00 == 0:
-            plain[tag] = vr == "LO" and data.isascii() and ESC not in data
+            plain[tag] = plain_creator(vr, data)
         creator_tag = (tag & 0xFFFF0000) | ((tag & 0xFFFF) >> 8)
         if creator_tag != tag and not plain.get(creator_tag, True):
             raise _Unusual
 
     def element_json(self, tag: int, vr: str, data: bytes, encoding: str | None) -> dict:
-        if vr in BULK_VRS:
+        if vr in BULK_VRS:  # short enough to inline (longer ones are markers)
             if not data:
                 return {"vr": vr}
-            if len(data) > self.inline_limit:
-                return {"vr": vr, "BulkDataURI": self.bulk_marker(tag)}
             return {"vr": vr, "InlineBinary": base64.b64encode(data).decode("ascii")}
         value = _value(vr, data, encoding)
         return {"vr": vr, "Value": value} if value else {"vr": vr}
 
 
 def _value(vr: str, data: bytes, encoding: str | None) -> list[Any]:
-    """The JSON "Value" list of one element ([] when empty), as
-    :meth:`dicom.dicom_json._Reader.fast_value` reads it."""
-    if not data:
-        return []
-    unpackers = NUMBER_STRUCTS.get(vr)
-    if unpackers is not None:
-        value = _numbers(data, unpackers[0])
-    elif vr == "AT":
+    """The JSON "Value" list of one element ([] when empty), read as
+    :func:`dicom.dicom_json.value_json` reads it, and AT as pydicom reads it."""
+    if vr == "AT":
         if len(data) % AT_VALUE.size:
             raise _Unusual
-        value = [f"{group:04X}{element:04X}" for group, element in AT_VALUE.iter_unpack(data)]
-    else:
-        if not data.isascii() or (vr in CHARSET_VRS and (encoding is None or ESC in data)):
-            raise _Unusual
-        value = TEXT_DECODERS[vr](data.decode("ascii"))
+        return [f"{group:04X}{element:04X}" for group, element in AT_VALUE.iter_unpack(data)]
+    value = value_json(vr, data, little_endian=True, encoding=encoding)
     if value is None:
         raise _Unusual
     return value

@@ -589,46 +589,49 @@ def _study_get_or_create(header: Header, *, owner: Any) -> Study:
 
 
 def _patient_get_or_create(header: Header) -> Patient:
+    values = header.values
     patient, _ = Patient.objects.get_or_create(
-        patient_id=_text(header.values, "PatientID", 64),
-        issuer_of_patient_id=_text(header.values, "IssuerOfPatientID", 64),
+        patient_id=_text(values, "PatientID", 64),
+        issuer_of_patient_id=_text(values, "IssuerOfPatientID", 64),
         defaults={
-            "patient_name": _text(header.values, "PatientName", 324),
-            "birth_date": _date(header.values, "PatientBirthDate"),
-            "sex": _text(header.values, "PatientSex", 16),
+            "patient_name": _text(values, "PatientName", 324),
+            "birth_date": _date(values, "PatientBirthDate"),
+            "sex": _text(values, "PatientSex", 16),
         },
     )
     return patient
 
 
 def _study_columns(header: Header, owner: Any) -> dict[str, Any]:
+    values = header.values
     return {
         "owner": owner if getattr(owner, "pk", None) else None,
-        "patient_name": _text(header.values, "PatientName", 324),
-        "patient_id": _text(header.values, "PatientID", 64),
-        "patient_birth_date": _date(header.values, "PatientBirthDate"),
-        "patient_sex": _text(header.values, "PatientSex", 16),
-        "study_date": _date(header.values, "StudyDate"),
-        "study_time": _text(header.values, "StudyTime", 32),
-        "accession_number": _text(header.values, "AccessionNumber", 64),
-        "study_id": _text(header.values, "StudyID", 16),
-        "study_description": _text(header.values, "StudyDescription", 256),
-        "referring_physician_name": _text(header.values, "ReferringPhysicianName", 324),
+        "patient_name": _text(values, "PatientName", 324),
+        "patient_id": _text(values, "PatientID", 64),
+        "patient_birth_date": _date(values, "PatientBirthDate"),
+        "patient_sex": _text(values, "PatientSex", 16),
+        "study_date": _date(values, "StudyDate"),
+        "study_time": _text(values, "StudyTime", 32),
+        "accession_number": _text(values, "AccessionNumber", 64),
+        "study_id": _text(values, "StudyID", 16),
+        "study_description": _text(values, "StudyDescription", 256),
+        "referring_physician_name": _text(values, "ReferringPhysicianName", 324),
     }
 
 
 def _series_get_or_create(header: Header, *, study: Study) -> tuple[Series, bool]:
+    values = header.values
     series, created = Series.objects.get_or_create(
         series_instance_uid=header.uid("SeriesInstanceUID"),
         defaults={
             "study": study,
-            "modality": _text(header.values, "Modality", 16),
-            "series_number": _int(header.values, "SeriesNumber"),
-            "series_description": _text(header.values, "SeriesDescription", 256),
-            "series_date": _date(header.values, "SeriesDate"),
-            "series_time": _text(header.values, "SeriesTime", 32),
-            "body_part_examined": _text(header.values, "BodyPartExamined", 64),
-            "frame_of_reference_uid": _text(header.values, "FrameOfReferenceUID", 64),
+            "modality": _text(values, "Modality", 16),
+            "series_number": _int(values, "SeriesNumber"),
+            "series_description": _text(values, "SeriesDescription", 256),
+            "series_date": _date(values, "SeriesDate"),
+            "series_time": _text(values, "SeriesTime", 32),
+            "body_part_examined": _text(values, "BodyPartExamined", 64),
+            "frame_of_reference_uid": _text(values, "FrameOfReferenceUID", 64),
         },
     )
     if not created and series.study_id != study.pk:

@@ -6,8 +6,10 @@ files with it and stores what pydicom would have stored."""
 from __future__ import annotations
 
 import io
+import mmap
 import random
 import struct
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ EXPLICIT_LE = "1.2.840.10008.1.2.1"
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 PIXEL_DATA = 0x7FE00010
 UNDEFINED = 0xFFFFFFFF
+PLAIN = [(0x00080060, "CS", b"CT"), (0x00100010, "PN", b"Doe^John")]
 
 
 def scan(data: bytes) -> ScannedHeader | None:
@@ -180,6 +183,18 @@ def test_bulk_values_are_inline_up_to_the_threshold(length, field):
     assert field in scanned.json["00431029"]
 
 
+def test_a_large_bulk_value_in_the_header_is_never_copied(tmp_path):
+    document = tmp_path / "document.dcm"
+    document.write_bytes(plain_file([*PLAIN, (0x00420011, "OB", b"%PDF" * (16 * 1024 * 1024))]))
+    with document.open("rb") as raw, mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        tracemalloc.start()
+        scanned = header_scan(mm, len(mm), bulk_threshold=1024, bulk_marker=lambda t: "bulk")
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert scanned.json["00420011"] == {"vr": "OB", "BulkDataURI": "bulk"}
+    assert peak < 1024 * 1024  # of a 64 MB document
+
+
 @pytest.mark.parametrize("charset, name", CHARSET_CASES.values(), ids=CHARSET_CASES.keys())
 def test_character_sets_scan_as_pydicom_reads_them(charset, name):
     elements = [
@@ -261,7 +276,6 @@ def _cut(data: bytes, drop: int) -> bytes:
     return data[:-drop]
 
 
-PLAIN = [(0x00080060, "CS", b"CT"), (0x00100010, "PN", b"Doe^John")]
 UNUSUAL_FILES = {
     "implicit VR": lambda: dicom_file(
         encode(PLAIN, implicit=True, little=True), syntax="1.2.840.10008.1.2"
