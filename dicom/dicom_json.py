@@ -272,6 +272,12 @@ def _text_encoding(ds: Dataset) -> str | None:
         raise
     except Exception:  # noqa: BLE001 - let pydicom meet (and report) the problem per element
         return None
+    return ascii_reading_codec(encodings)
+
+
+def ascii_reading_codec(encodings: str | list[str] | None) -> str | None:
+    """The codec pydicom decodes text with, of its ``encodings`` (a name or a list, the
+    first applying to text without escape sequences), if it reads ASCII as ASCII."""
     if isinstance(encodings, str):
         first = encodings
     else:

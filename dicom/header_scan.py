@@ -35,12 +35,12 @@ from pydicom.charset import convert_encodings, default_encoding
 from pydicom.uid import UID
 
 from dicom.dicom_json import (
-    ASCII_COMPATIBLE_ENCODINGS,
     LUT_DESCRIPTOR_TAGS,
     NUMBER_STRUCTS,
     TEXT_DECODERS,
     _code_string,
     _fast_path_allowed,
+    ascii_reading_codec,
     plain_creator,
     value_json,
 )
@@ -101,7 +101,7 @@ def header_scan(
         if not _explicit_little_endian(syntax):
             return None
         sop_class = _uid_text(meta.get(MEDIA_STORAGE_SOP_CLASS_UID))
-        scanner = _Scanner(buf, size, (bulk_threshold // 4) * 3, bulk_marker)
+        scanner = _Scanner(buf, (bulk_threshold // 4) * 3, bulk_marker)
         header, _ = scanner.dataset(position, size, depth=0, encoding=default_encoding)
     except (_Unusual, struct.error, UnicodeDecodeError):
         return None
@@ -151,9 +151,8 @@ def _explicit_little_endian(syntax: str) -> bool:
 
 
 class _Scanner:
-    def __init__(self, buf: Any, size: int, inline_limit: int, bulk_marker: BulkMarker) -> None:
+    def __init__(self, buf: Any, inline_limit: int, bulk_marker: BulkMarker) -> None:
         self.buf = buf
-        self.size = size
         self.inline_limit = inline_limit  # bytes inlined as base64, above: a marker
         self.bulk_marker = bulk_marker
 
@@ -307,5 +306,4 @@ def _encoding(data: bytes) -> str | None:
             encodings = convert_encodings(terms[0] if len(terms) == 1 else terms)
         except Exception as exc:
             raise _Unusual from exc
-    first = encodings[0] if encodings else default_encoding
-    return first if first in ASCII_COMPATIBLE_ENCODINGS else None
+    return ascii_reading_codec(encodings)

@@ -180,7 +180,7 @@ def ingest_header_read(staged: StagedFile) -> Header:
     with staged.path.open("rb") as raw, mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as fh:
         scanned = header_scan(fh, staged.size, bulk_threshold=BULK_THRESHOLD, bulk_marker=_bulk_uri)
     if scanned is None:
-        return Header.of_dataset(header_read(staged))
+        return _dataset_read(staged, require_uids=True)[1]
     header = Header(
         json=scanned.json,
         transfer_syntax_uid=scanned.transfer_syntax_uid,
@@ -199,6 +199,11 @@ def header_read(staged: StagedFile, *, require_uids: bool = True) -> Dataset:
     a file (the three UIDs, not a DICOMDIR); reading one (``read/file``) needs none. The
     DICOM JSON of the header (bulk values as markers) is attached as ``lightbox_header``.
     """
+    return _dataset_read(staged, require_uids=require_uids)[0]
+
+
+def _dataset_read(staged: StagedFile, *, require_uids: bool) -> tuple[Dataset, Header]:
+    """:func:`header_read`, giving the checked :class:`Header` too."""
     if staged.size == 0:
         raise InvalidDicomFile(MSG_EMPTY)
     # Read through a memory map: pydicom asks the file its position at every element, and
@@ -223,8 +228,9 @@ def header_read(staged: StagedFile, *, require_uids: bool = True) -> Dataset:
         raise InvalidDicomFile(MSG_NOT_DICOM)
     ds.lightbox_header = header  # type: ignore[attr-defined]
     # The checks read the converted header: no element is converted again.
-    _check_header(Header.of_dataset(ds), staged.size, require_uids=require_uids)
-    return ds
+    checked = Header.of_dataset(ds)
+    _check_header(checked, staged.size, require_uids=require_uids)
+    return ds, checked
 
 
 def _check_header(header: Header, file_size: int, *, require_uids: bool) -> None:
