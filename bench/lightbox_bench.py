@@ -4,8 +4,11 @@ Lightbox, completing its ``ours`` route table with the native preview.
 
 The harness is imported, not copied: only the routes it cannot know are set here. The
 preview route needs the image id of a SOP Instance UID, which Lightbox answers at
-``GET /viewer/api/images/?sop_instance_uid=``. Every argument is passed to the harness,
-e.g.::
+``GET /viewer/api/images/?sop_instance_uid=``. ``native_upload`` sends each instance as the
+raw body (``Content-Type: application/dicom``), as the harness does for Orthanc's
+``POST /instances``; ``form_upload`` is the same endpoint with the multipart field ``files``
+(the harness's own table entry for ``native_upload`` until 2026-12-04). Every argument is
+passed to the harness, e.g.::
 
     python bench/lightbox_bench.py --flavour ours --base-url http://127.0.0.1:8000 \
         --corpus /tmp/bench-corpus/large --header "Authorization: Bearer $TOKEN" ...
@@ -26,6 +29,10 @@ import dicombench  # noqa: E402
 
 dicombench.ROUTES["ours"]["preview"] = dicombench.Route(
     "GET", "/viewer/api/images/{native_id}/preview/", accept="image/png"
+)
+dicombench.ROUTES["ours"]["form_upload"] = dicombench.ROUTES["ours"]["native_upload"]
+dicombench.ROUTES["ours"]["native_upload"] = dicombench.Route(
+    "POST", "/viewer/api/upload/", upload="raw"
 )
 dicombench.ROUTES["ours"]["native_id_lookup"] = dicombench.Route("GET", "/viewer/api/images/")
 

@@ -6,6 +6,10 @@ more into staging while hashing. Here each part goes to its staging file as it a
 hashed on the way: one write, no second copy, and memory bounded by one chunk whatever the
 file's size. An upload over the size limit stops at the limit, and what it staged is removed.
 
+A body that is one file (``Content-Type: application/dicom``, ``application/zip`` or
+``application/octet-stream``) is staged the same way by :class:`StagingBodyParser` and reaches
+the view as the single entry of ``files``.
+
 Every staged part is removed when the request ends (Django closes uploaded files then), so a
 request that fails before the ingest consumes its files leaves nothing in staging.
 """
@@ -21,10 +25,12 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
-from rest_framework.parsers import MultiPartParser
+from django.http import QueryDict
+from django.utils.datastructures import MultiValueDict
+from rest_framework.parsers import BaseParser, DataAndFiles, MultiPartParser
 
 from dicom.errors import LightboxError
-from dicom.storage import StagedFile, staging_dir, writeback_start
+from dicom.storage import StagedFile, staging_dir, staging_write, writeback_start
 
 # Parts arrive in chunks of this size (Django's default is 64 kB): fewer trips through the
 # multipart parser, still one bounded buffer at a time.
@@ -113,3 +119,35 @@ class StagingMultiPartParser(MultiPartParser):
         except BaseException:
             handler.discard_all()
             raise
+
+
+class StagingBodyParser(BaseParser):
+    """A request body that is one file, streamed to staging while hashed (one chunk in memory).
+
+    The file is named by the ``X-File-Name`` header (else ``upload``) and is handed to the view
+    as ``request.FILES["files"]``, exactly like a multipart upload of one file; whether it is
+    a DICOM file or a ZIP archive is read from its bytes, not from the media type. (DRF never
+    calls a parser for an empty body: the view answers ``no_files``.)"""
+
+    media_type = "application/dicom"
+
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
+        request = parser_context["request"]
+        name = request.headers.get("X-File-Name", "").strip()[:255] or "upload"
+        staged = staging_write(stream, filename=name, max_bytes=settings.LIGHTBOX_MAX_UPLOAD_BYTES)
+        files = MultiValueDict({"files": [StagedUpload(staged)]})
+        # DRF hands only form bodies' files to Django; Django closes (here: discards, if not
+        # taken) the files it holds when the request ends.
+        request._request._files = files
+        return DataAndFiles(QueryDict(), files)
+
+
+class StagingZipBodyParser(StagingBodyParser):
+    media_type = "application/zip"
+
+
+class StagingOctetBodyParser(StagingBodyParser):
+    media_type = "application/octet-stream"
+
+
+BODY_PARSERS = [StagingBodyParser, StagingZipBodyParser, StagingOctetBodyParser]

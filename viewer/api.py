@@ -29,9 +29,12 @@ from dicom.models import Instance, Series, Study
 from dicom.negotiation import JsonErrorsNegotiation
 from dicom.previews import instance_render, parse_size, parse_window, render_format
 from dicom.storage import StagedFile, blob_reader, file_too_large
-from dicom.upload_staging import StagedUpload, StagingMultiPartParser
+from dicom.upload_staging import BODY_PARSERS, StagedUpload, StagingMultiPartParser
 
-MSG_NO_FILES = "Send one or more files in the multipart field 'files'."
+MSG_NO_FILES = (
+    "Send one or more files in the multipart field 'files', or one file as the body "
+    "(Content-Type: application/dicom)."
+)
 
 
 # --- serialisation ------------------------------------------------------------------------
@@ -127,7 +130,7 @@ def outcome_json(outcome: IngestOutcome) -> dict[str, Any]:
 class UploadView(APIView):
     """Upload one or many DICOM files or ZIP archives (seed 004)."""
 
-    parser_classes = [StagingMultiPartParser]  # file parts go straight to staging
+    parser_classes = [StagingMultiPartParser, *BODY_PARSERS]  # files go straight to staging
     throttle_scope = "uploads"
 
     @extend_schema(
@@ -139,23 +142,50 @@ class UploadView(APIView):
                     "files": serializers.ListField(child=serializers.FileField()),
                     "overwrite": serializers.BooleanField(required=False),
                 },
-            )
+            ),
+            "application/dicom": OpenApiTypes.BINARY,
+            "application/zip": OpenApiTypes.BINARY,
+            "application/octet-stream": OpenApiTypes.BINARY,
         },
-        responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
+        parameters=[
+            OpenApiParameter(
+                "overwrite",
+                bool,
+                description="Replace an instance stored with other bytes (else 409)",
+            ),
+            OpenApiParameter(
+                "X-File-Name",
+                str,
+                OpenApiParameter.HEADER,
+                description="For a raw body: the file name shown in the response (optional)",
+            ),
+        ],
+        responses={
+            201: OpenApiTypes.OBJECT,
+            200: OpenApiTypes.OBJECT,
+            400: OpenApiTypes.OBJECT,
+            409: OpenApiTypes.OBJECT,
+            413: OpenApiTypes.OBJECT,
+            415: OpenApiTypes.OBJECT,
+        },
         description=(
             "Multipart field `files`: DICOM files (`.dcm`, `.dicom`, no extension) and/or "
-            "`.zip` archives (expanded safely). Identical re-sends are successes that store "
+            "`.zip` archives (expanded safely). Or one file as the raw body, with "
+            "`Content-Type: application/dicom` (also `application/zip` or "
+            "`application/octet-stream`; a ZIP is recognised by its bytes), streamed to "
+            "staging as it arrives. Identical re-sends are successes that store "
             "nothing new (`status: duplicate`); the same SOP Instance UID with other bytes is "
-            "a 409 unless `overwrite=true`. Answers 201 when something was stored, 200 when "
-            "everything was a duplicate, and the first error's status when nothing was "
-            "accepted. Per-file errors are listed in `errors`."
+            "a 409 unless `overwrite=true` (form field or query parameter). Answers 201 when "
+            "something was stored, 200 when everything was a duplicate, and the first error's "
+            "status when nothing was accepted. Per-file errors are listed in `errors`."
         ),
     )
     def post(self, request: Request) -> Response:
         uploads = request.FILES.getlist("files") or request.FILES.getlist("file")
         if not uploads:
             raise LightboxError(MSG_NO_FILES, code="no_files")
-        overwrite = str(request.data.get("overwrite", "")).lower() in {"1", "true", "yes"}
+        flag = request.data.get("overwrite") or request.query_params.get("overwrite", "")
+        overwrite = str(flag).lower() in {"1", "true", "yes"}
         outcomes = upload_ingest(uploads=uploads, owner=request.user, overwrite=overwrite)
         return upload_response(outcomes)
 

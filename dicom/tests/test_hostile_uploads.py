@@ -31,7 +31,21 @@ def archive_state(root: Path) -> tuple:
     return rows, files
 
 
+BODY_STYLE = "multipart"
+
+
+@pytest.fixture(autouse=True, params=["multipart", "raw"])
+def body_style(request, monkeypatch) -> str:
+    """Every hostile file is sent both ways: as a multipart part and as the raw body."""
+    monkeypatch.setitem(globals(), "BODY_STYLE", request.param)
+    return request.param
+
+
 def post_file(client, name: str, data: bytes):
+    if BODY_STYLE == "raw":
+        return client.generic(
+            "POST", UPLOAD_URL, data, content_type="application/dicom", HTTP_X_FILE_NAME=name
+        )
     return client.post(UPLOAD_URL, {"files": SimpleUploadedFile(name, data)}, format="multipart")
 
 
@@ -53,7 +67,14 @@ def png_bytes() -> bytes:
     return buffer.getvalue()
 
 
-def test_an_empty_file_is_refused(owner_client, isolated_storage):
+def test_an_empty_file_is_refused(owner_client, isolated_storage, body_style):
+    if body_style == "raw":  # an empty body holds no file at all
+        before = archive_state(isolated_storage)
+        response = post_file(owner_client, "empty.dcm", b"")
+        assert response.status_code == 400
+        assert response.json()["code"] == "no_files"
+        assert archive_state(isolated_storage) == before
+        return
     body = assert_refused(owner_client, isolated_storage, "empty.dcm", b"")
     assert body["errors"][0]["code"] == "invalid_dicom"
 
